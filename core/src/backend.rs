@@ -1,0 +1,296 @@
+//! The one trait boundary: everything above it is generic over a `PlacementBackend`,
+//! real (Linux) or simulated; plus the small value types that cross it.
+
+use core::fmt;
+use core::ptr::NonNull;
+
+use crate::error::NumaError;
+use crate::node::{CpuSet, NodeId, NodeMask, MAX_NUMNODES};
+use crate::options::{HugePages, Prefault, RegionOptions};
+use crate::policy::MemPolicy;
+use crate::topology::TopologyInfo;
+
+/// An address range a backend mapped; a token, it gives no access by itself.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Mapping {
+    addr: NonNull<u8>,
+    len: usize,
+    mapped_len: usize,
+    page_size: usize,
+}
+
+// SAFETY: a Mapping is an address range and sizes; it never dereferences the pointer,
+// so moving or sharing it between threads cannot cause a data race by itself.
+unsafe impl Send for Mapping {}
+// SAFETY: as above; `&Mapping` exposes only the address as a value.
+unsafe impl Sync for Mapping {}
+
+impl Mapping {
+    /// A mapping token.
+    ///
+    /// # Safety
+    /// `addr..addr + mapped_len` must be a mapping the backend created and that stays
+    /// mapped until the backend's `unmap` is called with this token; `page_size` must
+    /// divide `mapped_len`, and `len <= mapped_len`.
+    pub unsafe fn from_raw_parts(
+        addr: NonNull<u8>,
+        len: usize,
+        mapped_len: usize,
+        page_size: usize,
+    ) -> Self {
+        Mapping {
+            addr,
+            len,
+            mapped_len,
+            page_size,
+        }
+    }
+
+    /// Start address.
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.addr.as_ptr()
+    }
+
+    /// Start address, non-null.
+    pub fn addr(&self) -> NonNull<u8> {
+        self.addr
+    }
+
+    /// Length the caller asked for.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the requested length is 0 (never true for a mapping a backend made).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Length actually mapped (rounded up to whole pages).
+    pub fn mapped_len(&self) -> usize {
+        self.mapped_len
+    }
+
+    /// The page size placement is tracked in (the huge page size for hugetlb).
+    pub fn page_size(&self) -> usize {
+        self.page_size
+    }
+
+    /// Number of pages of `page_size`.
+    pub fn page_count(&self) -> usize {
+        self.mapped_len / self.page_size
+    }
+}
+
+/// Where one page is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PageLocation {
+    /// Present on this node.
+    Node(NodeId),
+    /// Not faulted in yet (or only the shared zero page).
+    NotPresent,
+    /// The kernel reported another per-page errno (positive).
+    Error(i32),
+}
+
+/// Pages per node of a region, plus pages not present.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PageCounts {
+    per_node: [u64; MAX_NUMNODES],
+    nodes: NodeMask,
+    not_present: u64,
+    errors: u64,
+}
+
+impl Default for PageCounts {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl PageCounts {
+    /// All zero.
+    pub const fn new() -> Self {
+        PageCounts {
+            per_node: [0; MAX_NUMNODES],
+            nodes: NodeMask::new(),
+            not_present: 0,
+            errors: 0,
+        }
+    }
+
+    /// Counts one page.
+    pub fn record(&mut self, loc: PageLocation) {
+        match loc {
+            PageLocation::Node(n) if n.is_valid() => {
+                self.per_node[n.get() as usize] += 1;
+                self.nodes.add(n);
+            }
+            PageLocation::NotPresent => self.not_present += 1,
+            _ => self.errors += 1,
+        }
+    }
+
+    /// Pages on `node`.
+    pub fn on(&self, node: NodeId) -> u64 {
+        self.per_node.get(node.get() as usize).copied().unwrap_or(0)
+    }
+
+    /// Nodes holding at least one page.
+    pub fn nodes(&self) -> &NodeMask {
+        &self.nodes
+    }
+
+    /// `(node, pages)` for every node holding pages, by id.
+    pub fn iter(&self) -> impl Iterator<Item = (NodeId, u64)> + '_ {
+        self.nodes.iter().map(|n| (n, self.on(n)))
+    }
+
+    /// Pages present on some node.
+    pub fn present(&self) -> u64 {
+        self.nodes.iter().map(|n| self.on(n)).sum()
+    }
+
+    /// Pages not present.
+    pub fn not_present(&self) -> u64 {
+        self.not_present
+    }
+
+    /// Pages whose query returned another error.
+    pub fn errors(&self) -> u64 {
+        self.errors
+    }
+
+    /// All pages counted.
+    pub fn total(&self) -> u64 {
+        self.present() + self.not_present + self.errors
+    }
+
+    /// Whether every counted page is present on a node of `mask`.
+    pub fn all_within(&self, mask: &NodeMask) -> bool {
+        self.not_present == 0 && self.errors == 0 && self.nodes.is_subset(mask)
+    }
+}
+
+/// `node0=256 node1=256 absent=0`
+impl fmt::Display for PageCounts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (n, c) in self.iter() {
+            write!(f, "node{n}={c} ")?;
+        }
+        write!(f, "absent={}", self.not_present)?;
+        if self.errors > 0 {
+            write!(f, " errors={}", self.errors)?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for PageCounts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PageCounts({self})")
+    }
+}
+
+/// Where the calling thread runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CpuLocation {
+    /// The CPU number.
+    pub cpu: usize,
+    /// That CPU's node.
+    pub node: NodeId,
+}
+
+/// Pages queried per backend call by the provided [`PlacementBackend::placement`].
+pub const PLACEMENT_BATCH: usize = 512;
+
+/// What a machine must do for numaperf: map, place, prefault, report, migrate, unmap, pin.
+///
+/// Backends stay thin: validation, capacity checks, hard-mode verification and cleanup on
+/// error live above this trait (see [`crate::region`]).
+#[cfg_attr(test, mockall::automock(type Topology = crate::topology::FixedTopology<4>;))]
+pub trait PlacementBackend {
+    /// The backend's topology representation.
+    type Topology: TopologyInfo;
+
+    /// The machine's topology (read once; free memory in it may be stale).
+    fn topology(&self) -> &Self::Topology;
+
+    /// The base page size in bytes.
+    fn base_page_size(&self) -> usize;
+
+    /// Bytes free on `node` now, in pages of the given kind (hugetlb: free huge pages).
+    fn free_memory(&self, node: NodeId, huge: HugePages) -> Result<u64, NumaError>;
+
+    /// Maps `len` bytes of anonymous private memory, rounded up to whole pages of `huge`.
+    fn map(&self, len: usize, huge: HugePages) -> Result<Mapping, NumaError>;
+
+    /// Gives the mapping its policy (`strict`: `MPOL_MF_STRICT | MPOL_MF_MOVE`).
+    fn apply_policy(
+        &self,
+        m: &Mapping,
+        policy: &MemPolicy,
+        opts: &RegionOptions,
+        strict: bool,
+    ) -> Result<(), NumaError>;
+
+    /// Faults the pages in now (`Touch`: from the calling thread; `Populate`: by the kernel).
+    fn prefault(&self, m: &Mapping, how: Prefault) -> Result<(), NumaError>;
+
+    /// Where pages `first..first + out.len()` are, without faulting them in.
+    fn page_locations(
+        &self,
+        m: &Mapping,
+        first: usize,
+        out: &mut [PageLocation],
+    ) -> Result<(), NumaError>;
+
+    /// Moves every page not on `to` onto `to`; the mapping's policy becomes `Bind(to)`.
+    fn migrate(&self, m: &Mapping, to: &NodeMask) -> Result<(), NumaError>;
+
+    /// Unmaps the whole mapped length.
+    ///
+    /// # Safety
+    /// `m` came from this backend's `map` and nothing refers to its memory any more.
+    unsafe fn unmap(&self, m: &Mapping) -> Result<(), NumaError>;
+
+    /// The calling thread's CPU and node.
+    fn current_cpu(&self) -> Result<CpuLocation, NumaError>;
+
+    /// The calling thread's CPU affinity.
+    fn thread_affinity(&self) -> Result<CpuSet, NumaError>;
+
+    /// Sets the calling thread's CPU affinity.
+    fn set_thread_affinity(&self, cpus: &CpuSet) -> Result<(), NumaError>;
+}
+
+/// Pages per node of a whole mapping, queried in batches of [`PLACEMENT_BATCH`].
+pub fn placement<B: PlacementBackend + ?Sized>(
+    b: &B,
+    m: &Mapping,
+) -> Result<PageCounts, NumaError> {
+    let mut out = PageCounts::new();
+    for_each_page_batch(b, m, |_, locs| {
+        locs.iter().for_each(|&l| out.record(l));
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// Calls `f(first_page, locations)` for consecutive batches of a mapping's pages.
+pub fn for_each_page_batch<B: PlacementBackend + ?Sized>(
+    b: &B,
+    m: &Mapping,
+    mut f: impl FnMut(usize, &[PageLocation]) -> Result<(), NumaError>,
+) -> Result<(), NumaError> {
+    let mut buf = [PageLocation::NotPresent; PLACEMENT_BATCH];
+    let total = m.page_count();
+    let mut first = 0;
+    while first < total {
+        let n = PLACEMENT_BATCH.min(total - first);
+        b.page_locations(m, first, &mut buf[..n])?;
+        f(first, &buf[..n])?;
+        first += n;
+    }
+    Ok(())
+}

@@ -1,0 +1,36 @@
+//! `numaperf-core`: the `no_std` heart of numaperf.
+//!
+//! Node and CPU sets ([`NodeMask`], [`CpuSet`]), policies ([`MemPolicy`]) and the pure logic
+//! around them (validation, interleave order, fallback order by distance), parsers for the
+//! kernel's text formats, one error type ([`NumaError`]), and the one trait a machine must
+//! implement ([`PlacementBackend`]). Nothing here allocates; the `alloc` feature adds an
+//! owned topology, `std` adds `std::error::Error`.
+#![no_std]
+#![deny(missing_docs)]
+
+#[cfg(feature = "alloc")]
+extern crate alloc;
+#[cfg(feature = "std")]
+extern crate std;
+// mockall's generated code needs std in tests.
+#[cfg(all(test, not(feature = "std")))]
+extern crate std;
+
+pub mod backend;
+pub mod error;
+pub mod node;
+pub mod options;
+pub mod parse;
+pub mod policy;
+pub mod region;
+pub mod topology;
+
+pub use backend::{CpuLocation, Mapping, PageCounts, PageLocation, PlacementBackend};
+pub use error::NumaError;
+pub use node::{CpuSet, IdSet, NodeId, NodeMask, MAX_CPUS, MAX_NUMNODES};
+pub use options::{Enforcement, HugePages, NodeMode, Prefault, RegionOptions};
+pub use parse::{ParseError, ParseErrorKind};
+pub use policy::{MemPolicy, NodeWeights};
+pub use topology::{FixedTopology, NodeInfo, NodeList, NodeTable, TopologyInfo};
+#[cfg(feature = "alloc")]
+pub use topology::{OwnedNodeInfo, OwnedTopology};

@@ -1,0 +1,123 @@
+//! How a region is made: prefault mode, huge pages, hard enforcement and the kernel's
+//! mode flags. `RegionOptions::default()` is the seed's `Default::default()` argument.
+
+use crate::node::NodeId;
+
+/// When physical pages are allocated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Prefault {
+    /// Lazily, on first access (by the accessing thread, under the region's policy).
+    #[default]
+    None,
+    /// Now: one byte per page is written from the calling thread.
+    Touch,
+    /// Now, by the kernel: `MADV_POPULATE_WRITE` (Linux 5.14+), else a touch loop.
+    Populate,
+}
+
+/// What the region promises about placement.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Enforcement {
+    /// The policy was applied; the kernel may fall back or migrate; nothing was promised.
+    #[default]
+    Soft,
+    /// Strict `Bind`, memory populated, and every page verified on an allowed node.
+    Hard,
+}
+
+/// Page size backing a region.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum HugePages {
+    /// Base pages (4 KiB on x86_64); the kernel may still use THP if set to `always`.
+    #[default]
+    None,
+    /// Transparent huge pages, asked for with `MADV_HUGEPAGE` (region aligned to 2 MiB).
+    Transparent,
+    /// Explicit hugetlb 2 MiB pages (`MAP_HUGETLB | MAP_HUGE_2MB`); must be reserved.
+    Explicit2M,
+    /// Explicit hugetlb 1 GiB pages (`MAP_HUGETLB | MAP_HUGE_1GB`); must be reserved.
+    Explicit1G,
+}
+
+impl HugePages {
+    /// The unit a mapping's length is rounded up to, given the base page size.
+    pub fn unit(self, base_page: usize) -> usize {
+        match self {
+            HugePages::None | HugePages::Transparent => base_page,
+            HugePages::Explicit2M => 2 << 20,
+            HugePages::Explicit1G => 1 << 30,
+        }
+    }
+}
+
+/// How node ids in a policy's mask are read (the kernel's mode flags).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum NodeMode {
+    /// Ids are physical and follow cpuset changes (no flag).
+    #[default]
+    Default,
+    /// Ids are physical and never remapped (`MPOL_F_STATIC_NODES`); ids outside the
+    /// cpuset are allowed and used once the cpuset includes them.
+    Static,
+    /// Ids are indices into the allowed nodes (`MPOL_F_RELATIVE_NODES`).
+    Relative,
+}
+
+/// Options for making a region; `Default` gives base pages, `Soft` enforcement, no flags.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct RegionOptions {
+    /// Page size backing the region.
+    pub huge_pages: HugePages,
+    /// Ask for `Enforcement::Hard` (only `MemPolicy::Bind` can be hard).
+    pub hard: bool,
+    /// How the policy's node ids are read.
+    pub node_mode: NodeMode,
+    /// `MPOL_F_NUMA_BALANCING`: let NUMA balancing migrate within the nodes (Bind, PreferredMany).
+    pub numa_balancing: bool,
+    /// `set_mempolicy_home_node` (Linux 5.17): where Bind/PreferredMany allocations start.
+    pub home_node: Option<NodeId>,
+}
+
+impl RegionOptions {
+    /// Default options.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Ask for hard enforcement.
+    pub fn hard(mut self) -> Self {
+        self.hard = true;
+        self
+    }
+
+    /// Back the region with these pages.
+    pub fn huge_pages(mut self, h: HugePages) -> Self {
+        self.huge_pages = h;
+        self
+    }
+
+    /// `MPOL_F_STATIC_NODES`.
+    pub fn static_nodes(mut self) -> Self {
+        self.node_mode = NodeMode::Static;
+        self
+    }
+
+    /// `MPOL_F_RELATIVE_NODES`.
+    pub fn relative_nodes(mut self) -> Self {
+        self.node_mode = NodeMode::Relative;
+        self
+    }
+
+    /// `MPOL_F_NUMA_BALANCING`.
+    pub fn numa_balancing(mut self) -> Self {
+        self.numa_balancing = true;
+        self
+    }
+
+    /// A home node for Bind/PreferredMany.
+    pub fn home_node(mut self, node: NodeId) -> Self {
+        self.home_node = Some(node);
+        self
+    }
+}

@@ -1,0 +1,450 @@
+//! Making a region on any backend: validate, check capacity, map, apply the policy,
+//! prefault, verify (hard mode); on any error after mapping, unmap before returning.
+
+use crate::backend::{for_each_page_batch, Mapping, PageLocation, PlacementBackend};
+use crate::error::NumaError;
+use crate::node::NodeMask;
+use crate::options::{Enforcement, Prefault, RegionOptions};
+use crate::policy::MemPolicy;
+use crate::topology::TopologyInfo;
+
+/// `len` rounded up to a multiple of `unit` (a power of two), or an error on overflow.
+pub fn round_to_unit(len: usize, unit: usize) -> Result<usize, NumaError> {
+    if len == 0 {
+        return Err(NumaError::InvalidArgument("size 0"));
+    }
+    len.checked_add(unit - 1)
+        .map(|l| l & !(unit - 1))
+        .filter(|&l| l <= isize::MAX as usize)
+        .ok_or(NumaError::InvalidArgument(
+            "size overflows when rounded to whole pages",
+        ))
+}
+
+/// Unmaps on drop unless disarmed: the one place error paths clean up.
+struct UnmapGuard<'a, B: PlacementBackend + ?Sized> {
+    backend: &'a B,
+    mapping: Option<Mapping>,
+}
+
+impl<B: PlacementBackend + ?Sized> UnmapGuard<'_, B> {
+    fn mapping(&self) -> &Mapping {
+        // Invariant: `mapping` is Some until `disarm` consumes the guard.
+        self.mapping.as_ref().unwrap_or_else(|| unreachable!())
+    }
+
+    fn disarm(mut self) -> Mapping {
+        self.mapping.take().unwrap_or_else(|| unreachable!())
+    }
+}
+
+impl<B: PlacementBackend + ?Sized> Drop for UnmapGuard<'_, B> {
+    fn drop(&mut self) {
+        if let Some(m) = self.mapping.take() {
+            // SAFETY: `m` came from `self.backend.map` and was never handed out: no
+            // reference to its memory exists outside this function.
+            let _ = unsafe { self.backend.unmap(&m) };
+        }
+    }
+}
+
+/// Checks that the nodes a region may use have `bytes` free (an over-capacity bound
+/// populate would get the process OOM-killed, which a library must not walk into).
+/// Racy by nature: it rules out what can be foreseen, not what other processes do next.
+pub fn check_capacity<B: PlacementBackend + ?Sized>(
+    b: &B,
+    policy: &MemPolicy,
+    eff: &NodeMask,
+    opts: &RegionOptions,
+    bytes: usize,
+) -> Result<(), NumaError> {
+    let topo = b.topology();
+    let nodes = match policy {
+        MemPolicy::Bind(_) => *eff,
+        _ => topo.allowed_nodes().intersection(topo.memory_nodes()),
+    };
+    let mut available: u64 = 0;
+    for n in nodes.iter() {
+        available = available.saturating_add(b.free_memory(n, opts.huge_pages)?);
+        if available >= bytes as u64 {
+            return Ok(());
+        }
+    }
+    Err(NumaError::InsufficientMemory {
+        requested: bytes as u64,
+        available,
+    })
+}
+
+/// Checks that every page of `m` is present on a node of `allowed`.
+pub fn verify_placement<B: PlacementBackend + ?Sized>(
+    b: &B,
+    m: &Mapping,
+    allowed: &NodeMask,
+) -> Result<(), NumaError> {
+    for_each_page_batch(b, m, |first, locs| {
+        for (i, loc) in locs.iter().enumerate() {
+            let found = match *loc {
+                PageLocation::Node(n) if allowed.contains(n) => continue,
+                PageLocation::Node(n) => Some(n),
+                _ => None,
+            };
+            return Err(NumaError::PlacementViolated {
+                page: first + i,
+                found,
+            });
+        }
+        Ok(())
+    })
+}
+
+/// Makes a region: the whole life of a constructor, for any backend.
+///
+/// Returns the mapping and the enforcement it earned. `Hard` is reported only after a
+/// strict Bind, population, and a check of every page. On any error nothing stays mapped.
+pub fn create_region<B: PlacementBackend + ?Sized>(
+    b: &B,
+    len: usize,
+    policy: &MemPolicy,
+    opts: &RegionOptions,
+    prefault: Prefault,
+) -> Result<(Mapping, Enforcement), NumaError> {
+    let eff = policy.validate(opts, b.topology())?;
+    let bytes = round_to_unit(len, opts.huge_pages.unit(b.base_page_size()))?;
+    let prefault = match prefault {
+        Prefault::None if opts.hard => Prefault::Populate,
+        p => p,
+    };
+    if prefault != Prefault::None {
+        check_capacity(b, policy, &eff, opts, bytes)?;
+    }
+    let guard = UnmapGuard {
+        backend: b,
+        mapping: Some(b.map(len, opts.huge_pages)?),
+    };
+    b.apply_policy(guard.mapping(), policy, opts, opts.hard)?;
+    if prefault != Prefault::None {
+        b.prefault(guard.mapping(), prefault)?;
+    }
+    if opts.hard {
+        verify_placement(b, guard.mapping(), &eff)?;
+    }
+    let enforcement = if opts.hard {
+        Enforcement::Hard
+    } else {
+        Enforcement::Soft
+    };
+    Ok((guard.disarm(), enforcement))
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use crate::backend::MockPlacementBackend;
+    use crate::node::NodeId;
+    use crate::options::HugePages;
+    use crate::topology::{FixedTopology, NodeInfo, NodeTable};
+    use core::ptr::NonNull;
+    use std::boxed::Box;
+
+    fn topo() -> FixedTopology<4> {
+        let mut nodes = heapless::Vec::new();
+        for id in 0..2u32 {
+            let row =
+                heapless::Vec::from_slice(if id == 0 { &[10, 21] } else { &[21, 10] }).unwrap();
+            let cpus = crate::node::CpuSet::single(id as usize);
+            nodes
+                .push(NodeInfo::new(NodeId::new(id), cpus, 1 << 30, 1 << 30, row))
+                .ok()
+                .unwrap();
+        }
+        NodeTable::new(nodes, None, None).unwrap()
+    }
+
+    /// A mock with a 2-node topology, 4 KiB pages and a leaked 4-page "mapping".
+    fn mock() -> MockPlacementBackend {
+        let mut b = MockPlacementBackend::new();
+        let t = topo();
+        b.expect_topology().return_const(t);
+        b.expect_base_page_size().return_const(4096usize);
+        b.expect_free_memory().returning(|_, _| Ok(1 << 30));
+        b.expect_map().returning(|len, _| {
+            let mem: &'static mut [u8] = Box::leak(std::vec![0u8; 4 * 4096].into_boxed_slice());
+            // SAFETY: the leaked buffer stays valid forever; the mock never touches it.
+            Ok(unsafe {
+                Mapping::from_raw_parts(
+                    NonNull::new(mem.as_mut_ptr()).unwrap(),
+                    len,
+                    4 * 4096,
+                    4096,
+                )
+            })
+        });
+        b
+    }
+
+    fn bind0() -> MemPolicy {
+        MemPolicy::Bind(NodeMask::single(NodeId::new(0)))
+    }
+
+    #[test]
+    fn policy_error_unmaps() {
+        let mut b = mock();
+        b.expect_apply_policy().returning(|_, _, _, _| {
+            Err(NumaError::Os {
+                op: "mbind",
+                errno: 5,
+            })
+        });
+        b.expect_unmap().times(1).returning(|_| Ok(()));
+        let r = create_region(
+            &b,
+            4096,
+            &bind0(),
+            &RegionOptions::default(),
+            Prefault::Touch,
+        );
+        assert_eq!(
+            r.unwrap_err(),
+            NumaError::Os {
+                op: "mbind",
+                errno: 5
+            }
+        );
+    }
+
+    #[test]
+    fn prefault_error_unmaps() {
+        let mut b = mock();
+        b.expect_apply_policy().returning(|_, _, _, _| Ok(()));
+        b.expect_prefault()
+            .returning(|_, _| Err(NumaError::PermissionDenied { op: "madvise" }));
+        b.expect_unmap().times(1).returning(|_| Ok(()));
+        let r = create_region(
+            &b,
+            4096,
+            &bind0(),
+            &RegionOptions::default(),
+            Prefault::Populate,
+        );
+        assert_eq!(
+            r.unwrap_err(),
+            NumaError::PermissionDenied { op: "madvise" }
+        );
+    }
+
+    #[test]
+    fn hard_mode_reports_hard_only_after_verification() {
+        let mut b = mock();
+        b.expect_apply_policy()
+            .withf(|_, _, _, strict| *strict)
+            .returning(|_, _, _, _| Ok(()));
+        b.expect_prefault()
+            .withf(|_, how| *how == Prefault::Populate)
+            .returning(|_, _| Ok(()));
+        b.expect_page_locations().returning(|_, first, out| {
+            for (i, o) in out.iter_mut().enumerate() {
+                *o = if first + i == 2 {
+                    PageLocation::Node(NodeId::new(1))
+                } else {
+                    PageLocation::Node(NodeId::new(0))
+                };
+            }
+            Ok(())
+        });
+        b.expect_unmap().times(1).returning(|_| Ok(()));
+        let r = create_region(
+            &b,
+            4 * 4096,
+            &bind0(),
+            &RegionOptions::default().hard(),
+            Prefault::None,
+        );
+        assert_eq!(
+            r.unwrap_err(),
+            NumaError::PlacementViolated {
+                page: 2,
+                found: Some(NodeId::new(1))
+            }
+        );
+    }
+
+    #[test]
+    fn hard_mode_passes_when_every_page_is_placed() {
+        let mut b = mock();
+        b.expect_apply_policy().returning(|_, _, _, _| Ok(()));
+        b.expect_prefault().returning(|_, _| Ok(()));
+        b.expect_page_locations().returning(|_, _, out| {
+            out.fill(PageLocation::Node(NodeId::new(0)));
+            Ok(())
+        });
+        b.expect_unmap().never();
+        let (m, e) = create_region(
+            &b,
+            4 * 4096,
+            &bind0(),
+            &RegionOptions::default().hard(),
+            Prefault::Touch,
+        )
+        .unwrap();
+        assert_eq!(e, Enforcement::Hard);
+        assert_eq!(m.page_count(), 4);
+    }
+
+    #[test]
+    fn absent_page_fails_hard_mode() {
+        let mut b = mock();
+        b.expect_apply_policy().returning(|_, _, _, _| Ok(()));
+        b.expect_prefault().returning(|_, _| Ok(()));
+        b.expect_page_locations().returning(|_, _, out| {
+            out.fill(PageLocation::NotPresent);
+            Ok(())
+        });
+        b.expect_unmap().times(1).returning(|_| Ok(()));
+        let r = create_region(
+            &b,
+            4096,
+            &bind0(),
+            &RegionOptions::default().hard(),
+            Prefault::Touch,
+        );
+        assert_eq!(
+            r.unwrap_err(),
+            NumaError::PlacementViolated {
+                page: 0,
+                found: None
+            }
+        );
+    }
+
+    #[test]
+    fn bad_input_never_maps() {
+        let mut b = mock();
+        b.checkpoint();
+        let t = topo();
+        b.expect_topology().return_const(t);
+        b.expect_base_page_size().return_const(4096usize);
+        b.expect_free_memory().returning(|_, _| Ok(1 << 20));
+        b.expect_map().never();
+        let o = RegionOptions::default();
+        assert_eq!(
+            create_region(&b, 0, &MemPolicy::Local, &o, Prefault::None).unwrap_err(),
+            NumaError::InvalidArgument("size 0")
+        );
+        assert!(matches!(
+            create_region(&b, usize::MAX - 10, &MemPolicy::Local, &o, Prefault::None),
+            Err(NumaError::InvalidArgument(_))
+        ));
+        assert_eq!(
+            create_region(
+                &b,
+                4096,
+                &MemPolicy::Preferred(NodeId::new(1024)),
+                &o,
+                Prefault::None
+            )
+            .unwrap_err(),
+            NumaError::InvalidNode(1024)
+        );
+        assert_eq!(
+            create_region(
+                &b,
+                4096,
+                &MemPolicy::Bind(NodeMask::single(NodeId::new(3))),
+                &o,
+                Prefault::None
+            )
+            .unwrap_err(),
+            NumaError::NodeNotFound(NodeId::new(3))
+        );
+        // 2 MiB bound to node 0, which has 1 MiB free: refused before mapping.
+        assert_eq!(
+            create_region(&b, 2 << 20, &bind0(), &o, Prefault::Touch).unwrap_err(),
+            NumaError::InsufficientMemory {
+                requested: 2 << 20,
+                available: 1 << 20
+            }
+        );
+        assert!(matches!(
+            create_region(&b, 4096, &MemPolicy::Local, &o.hard(), Prefault::Touch),
+            Err(NumaError::InvalidArgument(_))
+        ));
+        // Explicit huge pages round the size up to the huge page.
+        assert_eq!(
+            round_to_unit(1, HugePages::Explicit2M.unit(4096)),
+            Ok(2 << 20)
+        );
+    }
+
+    #[test]
+    fn lazy_regions_skip_the_capacity_check() {
+        let mut b = mock();
+        b.checkpoint();
+        let t = topo();
+        b.expect_topology().return_const(t);
+        b.expect_base_page_size().return_const(4096usize);
+        b.expect_free_memory().never();
+        b.expect_map().returning(|len, _| {
+            // SAFETY: a dangling but aligned address; the mock never touches memory.
+            Ok(unsafe { Mapping::from_raw_parts(NonNull::dangling(), len, 4096, 4096) })
+        });
+        b.expect_apply_policy().returning(|_, _, _, _| Ok(()));
+        let (_, e) = create_region(
+            &b,
+            4096,
+            &bind0(),
+            &RegionOptions::default(),
+            Prefault::None,
+        )
+        .unwrap();
+        assert_eq!(e, Enforcement::Soft);
+    }
+
+    #[test]
+    fn map_error_passes_through_without_unmap() {
+        let mut b = mock();
+        b.checkpoint();
+        let t = topo();
+        b.expect_topology().return_const(t);
+        b.expect_base_page_size().return_const(4096usize);
+        b.expect_free_memory().returning(|_, _| Ok(1 << 30));
+        b.expect_map()
+            .returning(|_, _| Err(NumaError::HugePagesUnavailable { page_size: 2 << 20 }));
+        b.expect_unmap().never();
+        let o = RegionOptions::default().huge_pages(HugePages::Explicit2M);
+        assert_eq!(
+            create_region(&b, 4096, &bind0(), &o, Prefault::Populate).unwrap_err(),
+            NumaError::HugePagesUnavailable { page_size: 2 << 20 }
+        );
+    }
+
+    #[test]
+    fn placement_counts_in_batches() {
+        let mut b = mock();
+        b.expect_page_locations().returning(|_, first, out| {
+            for (i, o) in out.iter_mut().enumerate() {
+                *o = if (first + i) % 2 == 0 {
+                    PageLocation::Node(NodeId::new(0))
+                } else {
+                    PageLocation::NotPresent
+                };
+            }
+            Ok(())
+        });
+        // SAFETY: dangling, never dereferenced by the mock.
+        let m = unsafe { Mapping::from_raw_parts(NonNull::dangling(), 1, 1300 * 4096, 4096) };
+        let c = crate::backend::placement(&b, &m).unwrap();
+        assert_eq!(c.on(NodeId::new(0)), 650);
+        assert_eq!(c.not_present(), 650);
+        assert_eq!(c.total(), 1300);
+        let mut e = MockPlacementBackend::new();
+        e.expect_page_locations().returning(|_, _, _| {
+            Err(NumaError::Os {
+                op: "move_pages",
+                errno: 1,
+            })
+        });
+        assert!(crate::backend::placement(&e, &m).is_err());
+    }
+}
