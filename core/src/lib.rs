@@ -23,6 +23,8 @@ pub mod options;
 pub mod parse;
 pub mod policy;
 pub mod region;
+#[cfg(feature = "alloc")]
+pub mod sysfs;
 pub mod topology;
 
 pub use backend::{CpuLocation, Mapping, PageCounts, PageLocation, PlacementBackend};
