@@ -70,6 +70,27 @@ impl From<ParseError> for NumaError {
     }
 }
 
+impl NumaError {
+    /// The typed error for a failed call's errno: `EPERM`/`EACCES` become
+    /// [`NumaError::PermissionDenied`], everything else [`NumaError::Os`].
+    /// (Callers that know more, such as "EINVAL here means the kernel lacks the mode",
+    /// decide that before calling this.)
+    pub fn from_errno(op: &'static str, errno: i32) -> Self {
+        match errno {
+            1 | 13 => NumaError::PermissionDenied { op },
+            _ => NumaError::Os { op, errno },
+        }
+    }
+
+    /// The errno behind an [`NumaError::Os`] error.
+    pub fn errno(&self) -> Option<i32> {
+        match self {
+            NumaError::Os { errno, .. } => Some(*errno),
+            _ => None,
+        }
+    }
+}
+
 /// The symbolic name of a Linux errno, for messages.
 pub fn errno_name(errno: i32) -> Option<&'static str> {
     Some(match errno {
@@ -167,5 +188,7 @@ mod tests {
             "x failed: errno 999"
         );
         assert!(NumaError::InvalidNode(2000).to_string().contains("2000"));
+        assert_eq!(NumaError::from_errno("mbind", 1), NumaError::PermissionDenied { op: "mbind" });
+        assert_eq!(NumaError::from_errno("mbind", 22).errno(), Some(22));
     }
 }
