@@ -294,3 +294,64 @@ pub fn for_each_page_batch<B: PlacementBackend + ?Sized>(
     }
     Ok(())
 }
+
+/// Implements `PlacementBackend` for a handle type that derefs to a backend.
+macro_rules! forward_backend {
+    ($($handle:ty),*) => {$(
+        impl<T: PlacementBackend + ?Sized> PlacementBackend for $handle {
+            type Topology = T::Topology;
+            fn topology(&self) -> &Self::Topology {
+                (**self).topology()
+            }
+            fn base_page_size(&self) -> usize {
+                (**self).base_page_size()
+            }
+            fn free_memory(&self, node: NodeId, huge: HugePages) -> Result<u64, NumaError> {
+                (**self).free_memory(node, huge)
+            }
+            fn map(&self, len: usize, huge: HugePages) -> Result<Mapping, NumaError> {
+                (**self).map(len, huge)
+            }
+            fn apply_policy(
+                &self,
+                m: &Mapping,
+                policy: &MemPolicy,
+                opts: &RegionOptions,
+                strict: bool,
+            ) -> Result<(), NumaError> {
+                (**self).apply_policy(m, policy, opts, strict)
+            }
+            fn prefault(&self, m: &Mapping, how: Prefault) -> Result<(), NumaError> {
+                (**self).prefault(m, how)
+            }
+            fn page_locations(
+                &self,
+                m: &Mapping,
+                first: usize,
+                out: &mut [PageLocation],
+            ) -> Result<(), NumaError> {
+                (**self).page_locations(m, first, out)
+            }
+            fn migrate(&self, m: &Mapping, to: &NodeMask) -> Result<(), NumaError> {
+                (**self).migrate(m, to)
+            }
+            unsafe fn unmap(&self, m: &Mapping) -> Result<(), NumaError> {
+                // SAFETY: the caller upholds `unmap`'s contract for the backend behind the handle.
+                unsafe { (**self).unmap(m) }
+            }
+            fn current_cpu(&self) -> Result<CpuLocation, NumaError> {
+                (**self).current_cpu()
+            }
+            fn thread_affinity(&self) -> Result<CpuSet, NumaError> {
+                (**self).thread_affinity()
+            }
+            fn set_thread_affinity(&self, cpus: &CpuSet) -> Result<(), NumaError> {
+                (**self).set_thread_affinity(cpus)
+            }
+        }
+    )*};
+}
+
+forward_backend!(&T);
+#[cfg(feature = "alloc")]
+forward_backend!(alloc::sync::Arc<T>);

@@ -188,7 +188,10 @@ mod tests {
             "x failed: errno 999"
         );
         assert!(NumaError::InvalidNode(2000).to_string().contains("2000"));
-        assert_eq!(NumaError::from_errno("mbind", 1), NumaError::PermissionDenied { op: "mbind" });
+        assert_eq!(
+            NumaError::from_errno("mbind", 1),
+            NumaError::PermissionDenied { op: "mbind" }
+        );
         assert_eq!(NumaError::from_errno("mbind", 22).errno(), Some(22));
     }
 }
