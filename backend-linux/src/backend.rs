@@ -1,0 +1,524 @@
+//! `LinuxBackend`: `PlacementBackend` on the real kernel. rustix for mmap, madvise and
+//! affinity; the raw mempolicy calls of `mempolicy.rs` for placement and queries.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use numaperf_core::parse::parse_meminfo_kb;
+use numaperf_core::region::round_to_unit;
+use numaperf_core::{
+    CpuLocation, CpuSet, HugePages, Mapping, MemPolicy, NodeId, NodeMask, NodeMode, NodeWeights,
+    NumaError, OwnedTopology, PageLocation, PlacementBackend, Prefault, RegionOptions,
+    TopologyInfo,
+};
+use rustix::io::Errno;
+use rustix::mm::{self, Advice, MapFlags, ProtFlags};
+
+use crate::mempolicy as mp;
+use crate::topology::{read_topology, SYSFS_NODE_ROOT};
+
+const HUGE_2M: usize = 2 << 20;
+/// Where the kernel keeps the weighted-interleave weights (Linux 6.9).
+const WEIGHTS_DIR: &str = "/sys/kernel/mm/mempolicy/weighted_interleave";
+
+/// The real kernel. A cheap, cloneable handle; the topology is read once at creation.
+#[derive(Clone)]
+pub struct LinuxBackend {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    root: PathBuf,
+    topology: OwnedTopology,
+    page_size: usize,
+    /// Whether `root` has per-node files (false: the one-node fallback).
+    has_sysfs: bool,
+    /// Probe results, by [`Probe`]: 0 unknown, 1 supported, 2 not supported.
+    probes: [AtomicU8; 4],
+}
+
+/// Kernel features that answer EINVAL when missing, probed on a scratch page.
+#[derive(Clone, Copy)]
+enum Probe {
+    PreferredMany,
+    WeightedInterleave,
+    BalancingBind,
+    BalancingPreferredMany,
+}
+
+impl Probe {
+    fn feature(self) -> (&'static str, &'static str) {
+        match self {
+            Probe::PreferredMany => ("MPOL_PREFERRED_MANY", "Linux 5.15"),
+            Probe::WeightedInterleave => ("MPOL_WEIGHTED_INTERLEAVE", "Linux 6.9"),
+            Probe::BalancingBind => ("MPOL_F_NUMA_BALANCING with MPOL_BIND", "Linux 5.12"),
+            Probe::BalancingPreferredMany => (
+                "MPOL_F_NUMA_BALANCING with MPOL_PREFERRED_MANY",
+                "Linux 6.7",
+            ),
+        }
+    }
+
+    fn mode(self) -> u32 {
+        match self {
+            Probe::PreferredMany => mp::MPOL_PREFERRED_MANY,
+            Probe::WeightedInterleave => mp::MPOL_WEIGHTED_INTERLEAVE,
+            Probe::BalancingBind => mp::MPOL_BIND | mp::MPOL_F_NUMA_BALANCING,
+            Probe::BalancingPreferredMany => mp::MPOL_PREFERRED_MANY | mp::MPOL_F_NUMA_BALANCING,
+        }
+    }
+}
+
+impl LinuxBackend {
+    /// The live machine.
+    pub fn new() -> Result<Self, NumaError> {
+        Self::with_sysfs_root(SYSFS_NODE_ROOT)
+    }
+
+    /// The real kernel, but with the topology (and free memory) read from `root`.
+    pub fn with_sysfs_root(root: impl AsRef<Path>) -> Result<Self, NumaError> {
+        let root = root.as_ref().to_path_buf();
+        let topology = read_topology(&root)?;
+        Ok(LinuxBackend {
+            inner: Arc::new(Inner {
+                has_sysfs: root.join("online").exists(),
+                root,
+                topology,
+                page_size: rustix::param::page_size(),
+                probes: Default::default(),
+            }),
+        })
+    }
+
+    /// The process-wide live backend, created on first use.
+    pub fn shared() -> Result<Self, NumaError> {
+        static SHARED: OnceLock<LinuxBackend> = OnceLock::new();
+        if let Some(b) = SHARED.get() {
+            return Ok(b.clone());
+        }
+        let b = Self::new()?;
+        Ok(SHARED.get_or_init(|| b).clone())
+    }
+
+    fn read_node_file(&self, node: NodeId, name: &str) -> Result<String, NumaError> {
+        let path = self.inner.root.join(format!("node{node}/{name}"));
+        fs::read_to_string(path).map_err(|e| io_error("read sysfs", &e))
+    }
+
+    /// Whether the kernel has a feature that answers EINVAL when missing; probed once
+    /// with an `mbind` on a scratch page.
+    fn supports(&self, probe: Probe) -> bool {
+        let slot = &self.inner.probes[probe as usize];
+        match slot.load(Ordering::Relaxed) {
+            1 => return true,
+            2 => return false,
+            _ => {}
+        }
+        let ok = self.probe(probe.mode());
+        slot.store(if ok { 1 } else { 2 }, Ordering::Relaxed);
+        ok
+    }
+
+    fn probe(&self, mode: u32) -> bool {
+        let Some(node) = self.inner.topology.memory_nodes().first() else {
+            return false;
+        };
+        let Ok(m) = self.map(1, HugePages::None) else {
+            return false;
+        };
+        let k = NodeMask::single(node).to_kernel();
+        // SAFETY: `m` is a fresh one-page mapping owned here; nothing else refers to it.
+        let r = unsafe {
+            mp::mbind(
+                m.as_ptr(),
+                m.mapped_len(),
+                mode,
+                k.used_words(),
+                k.maxnode(),
+                0,
+            )
+        };
+        // SAFETY: `m` came from `self.map` and no reference to its memory exists.
+        let _ = unsafe { self.unmap(&m) };
+        r != Err(Errno::INVAL)
+    }
+
+    /// Turns an `mbind` failure into a typed error: EINVAL for a mode or flag the kernel
+    /// lacks becomes `Unsupported` (after a probe), EPERM `PermissionDenied`.
+    fn mbind_error(&self, policy: &MemPolicy, opts: &RegionOptions, e: Errno) -> NumaError {
+        if e == Errno::INVAL {
+            let mode_probe = match policy {
+                MemPolicy::PreferredMany(_) => Some(Probe::PreferredMany),
+                MemPolicy::WeightedInterleave(_) => Some(Probe::WeightedInterleave),
+                _ => None,
+            };
+            let flag_probe = match (policy, opts.numa_balancing) {
+                (MemPolicy::Bind(_), true) => Some(Probe::BalancingBind),
+                (MemPolicy::PreferredMany(_), true) => Some(Probe::BalancingPreferredMany),
+                _ => None,
+            };
+            for p in [mode_probe, flag_probe].into_iter().flatten() {
+                if !self.supports(p) {
+                    let (feature, since) = p.feature();
+                    return NumaError::Unsupported { feature, since };
+                }
+            }
+        }
+        errno_error("mbind", e)
+    }
+
+    /// Makes the kernel's global weighted-interleave table hold `w`'s weights (root only).
+    fn ensure_weights(&self, w: &NodeWeights) -> Result<(), NumaError> {
+        let dir = Path::new(WEIGHTS_DIR);
+        if !dir.exists() {
+            let (feature, since) = Probe::WeightedInterleave.feature();
+            return Err(NumaError::Unsupported { feature, since });
+        }
+        for n in w.nodes().iter() {
+            let path = dir.join(format!("node{n}"));
+            let want = w.weight(n).to_string();
+            let have = fs::read_to_string(&path).unwrap_or_default();
+            if have.trim() != want {
+                fs::write(&path, &want)
+                    .map_err(|e| io_error("write weighted_interleave weight", &e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes one byte per page from this thread (an atomic `or 0`: one write fault, the
+    /// content kept).
+    fn touch(&self, m: &Mapping) {
+        for i in 0..m.page_count() {
+            // SAFETY: the byte is inside the mapping (i < page_count), which is mapped
+            // read-write; the atomic access keeps the content and races with nothing
+            // non-atomic because regions are prefaulted before they are handed out.
+            unsafe {
+                let p = m.as_ptr().add(i * m.page_size());
+                std::sync::atomic::AtomicU8::from_ptr(p).fetch_or(0, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn mmap(&self, len: usize, flags: MapFlags) -> Result<*mut u8, Errno> {
+        // SAFETY: a fresh anonymous mapping at an address the kernel picks (null hint):
+        // it cannot alias any existing Rust object.
+        unsafe {
+            mm::mmap_anonymous(
+                std::ptr::null_mut(),
+                len,
+                ProtFlags::READ | ProtFlags::WRITE,
+                flags,
+            )
+        }
+        .map(|p| p.cast())
+    }
+
+    /// A 2 MiB-aligned mapping for transparent huge pages: over-map, trim, advise.
+    fn map_thp(&self, mapped: usize) -> Result<*mut u8, NumaError> {
+        let over = mapped
+            .checked_add(HUGE_2M)
+            .ok_or(NumaError::InvalidArgument(
+                "size overflows when rounded to huge pages",
+            ))?;
+        let raw = self
+            .mmap(over, MapFlags::PRIVATE)
+            .map_err(|e| errno_error("mmap", e))? as usize;
+        let start = (raw + HUGE_2M - 1) & !(HUGE_2M - 1);
+        let (head, tail) = (start - raw, raw + over - (start + mapped));
+        // SAFETY: head and tail are the parts of our fresh over-mapping outside
+        // `start..start + mapped`; nothing refers to them.
+        unsafe {
+            if head > 0 {
+                let _ = mm::munmap(raw as *mut _, head);
+            }
+            if tail > 0 {
+                let _ = mm::munmap((start + mapped) as *mut _, tail);
+            }
+        }
+        // SAFETY: advising our own fresh mapping changes no memory contents.
+        if let Err(e) = unsafe { mm::madvise(start as *mut _, mapped, Advice::LinuxHugepage) } {
+            // SAFETY: still our fresh mapping, unreferenced.
+            let _ = unsafe { mm::munmap(start as *mut _, mapped) };
+            return Err(errno_error("madvise(MADV_HUGEPAGE)", e));
+        }
+        Ok(start as *mut u8)
+    }
+}
+
+impl PlacementBackend for LinuxBackend {
+    type Topology = OwnedTopology;
+
+    fn topology(&self) -> &OwnedTopology {
+        &self.inner.topology
+    }
+
+    fn base_page_size(&self) -> usize {
+        self.inner.page_size
+    }
+
+    fn free_memory(&self, node: NodeId, huge: HugePages) -> Result<u64, NumaError> {
+        let hugepages = |dir: &str| -> Result<u64, NumaError> {
+            let unit = huge.unit(self.inner.page_size) as u64;
+            let text = if self.inner.has_sysfs {
+                self.read_node_file(node, &format!("hugepages/{dir}/free_hugepages"))
+            } else {
+                fs::read_to_string(format!("/sys/kernel/mm/hugepages/{dir}/free_hugepages"))
+                    .map_err(|e| io_error("read sysfs", &e))
+            };
+            Ok(text
+                .ok()
+                .and_then(|t| t.trim().parse::<u64>().ok())
+                .unwrap_or(0)
+                * unit)
+        };
+        match huge {
+            HugePages::Explicit2M => hugepages("hugepages-2048kB"),
+            HugePages::Explicit1G => hugepages("hugepages-1048576kB"),
+            HugePages::None | HugePages::Transparent => {
+                let text = if self.inner.has_sysfs {
+                    self.read_node_file(node, "meminfo")?
+                } else {
+                    fs::read_to_string("/proc/meminfo")
+                        .map_err(|e| io_error("read /proc/meminfo", &e))?
+                };
+                parse_meminfo_kb(&text, "MemFree:")
+                    .ok_or(NumaError::InvalidArgument("meminfo has no MemFree line"))
+            }
+        }
+    }
+
+    fn map(&self, len: usize, huge: HugePages) -> Result<Mapping, NumaError> {
+        let unit = huge.unit(self.inner.page_size);
+        let mapped = round_to_unit(len, unit)?;
+        let addr = match huge {
+            HugePages::None => self
+                .mmap(mapped, MapFlags::PRIVATE)
+                .map_err(|e| errno_error("mmap", e))?,
+            HugePages::Transparent => self.map_thp(mapped)?,
+            HugePages::Explicit2M | HugePages::Explicit1G => {
+                let size = if huge == HugePages::Explicit2M {
+                    MapFlags::HUGE_2MB
+                } else {
+                    MapFlags::HUGE_1GB
+                };
+                self.mmap(mapped, MapFlags::PRIVATE | MapFlags::HUGETLB | size)
+                    .map_err(|e| match e {
+                        Errno::NOMEM | Errno::INVAL => {
+                            NumaError::HugePagesUnavailable { page_size: unit }
+                        }
+                        e => errno_error("mmap(MAP_HUGETLB)", e),
+                    })?
+            }
+        };
+        let addr = NonNull::new(addr).ok_or(NumaError::Os {
+            op: "mmap",
+            errno: 14,
+        })?;
+        // SAFETY: `addr..addr + mapped` is the fresh mapping made above; it stays mapped
+        // until `unmap` is called with this token; `unit` divides `mapped`.
+        Ok(unsafe { Mapping::from_raw_parts(addr, len, mapped, unit) })
+    }
+
+    fn apply_policy(
+        &self,
+        m: &Mapping,
+        policy: &MemPolicy,
+        opts: &RegionOptions,
+        strict: bool,
+    ) -> Result<(), NumaError> {
+        let mode = match policy {
+            MemPolicy::Local => mp::MPOL_LOCAL,
+            MemPolicy::Bind(_) => mp::MPOL_BIND,
+            MemPolicy::Preferred(_) => mp::MPOL_PREFERRED,
+            MemPolicy::PreferredMany(_) => mp::MPOL_PREFERRED_MANY,
+            MemPolicy::Interleave(_) => mp::MPOL_INTERLEAVE,
+            MemPolicy::WeightedInterleave(w) => {
+                self.ensure_weights(w)?;
+                mp::MPOL_WEIGHTED_INTERLEAVE
+            }
+        };
+        let flags = match opts.node_mode {
+            NodeMode::Default => 0,
+            NodeMode::Static => mp::MPOL_F_STATIC_NODES,
+            NodeMode::Relative => mp::MPOL_F_RELATIVE_NODES,
+        } | if opts.numa_balancing {
+            mp::MPOL_F_NUMA_BALANCING
+        } else {
+            0
+        };
+        let k = policy.nodes().to_kernel();
+        let mf = if strict {
+            mp::MPOL_MF_STRICT | mp::MPOL_MF_MOVE
+        } else {
+            0
+        };
+        // SAFETY: `m` is a mapping this backend made and still owns; mbind changes only
+        // its policy (and, with MPOL_MF_MOVE, where its pages live, not their content).
+        unsafe {
+            mp::mbind(
+                m.as_ptr(),
+                m.mapped_len(),
+                mode | flags,
+                k.used_words(),
+                k.maxnode(),
+                mf,
+            )
+        }
+        .map_err(|e| self.mbind_error(policy, opts, e))?;
+        if let Some(home) = opts.home_node {
+            // SAFETY: as above; the call sets the home node of our own range's policy.
+            unsafe {
+                mp::set_mempolicy_home_node(m.as_ptr(), m.mapped_len(), home.get() as usize, 0)
+            }
+            .map_err(|e| match e {
+                Errno::NOSYS => NumaError::Unsupported {
+                    feature: "set_mempolicy_home_node",
+                    since: "Linux 5.17",
+                },
+                Errno::OPNOTSUPP => NumaError::InvalidArgument(
+                    "the kernel takes a home node only for Bind and PreferredMany",
+                ),
+                e => errno_error("set_mempolicy_home_node", e),
+            })?;
+        }
+        Ok(())
+    }
+
+    fn prefault(&self, m: &Mapping, how: Prefault) -> Result<(), NumaError> {
+        let hugetlb = m.page_size() > self.inner.page_size;
+        match how {
+            Prefault::None => Ok(()),
+            // A hugetlb page that cannot be had on the policy's nodes is SIGBUS on touch;
+            // populate reports it as an error instead.
+            Prefault::Touch if !hugetlb => {
+                self.touch(m);
+                Ok(())
+            }
+            Prefault::Touch | Prefault::Populate => {
+                // SAFETY: populating our own mapping allocates pages; content stays zero.
+                match unsafe {
+                    mm::madvise(
+                        m.as_ptr().cast(),
+                        m.mapped_len(),
+                        Advice::LinuxPopulateWrite,
+                    )
+                } {
+                    Ok(()) => Ok(()),
+                    // Before Linux 5.14 there is no MADV_POPULATE_WRITE. MAP_POPULATE would
+                    // fault pages before mbind gave the range its policy, so touch instead.
+                    Err(Errno::INVAL) if !hugetlb => {
+                        self.touch(m);
+                        Ok(())
+                    }
+                    Err(Errno::NOMEM | Errno::FAULT) if hugetlb => {
+                        Err(NumaError::HugePagesUnavailable {
+                            page_size: m.page_size(),
+                        })
+                    }
+                    Err(e) => Err(errno_error("madvise(MADV_POPULATE_WRITE)", e)),
+                }
+            }
+        }
+    }
+
+    fn page_locations(
+        &self,
+        m: &Mapping,
+        first: usize,
+        out: &mut [PageLocation],
+    ) -> Result<(), NumaError> {
+        const BATCH: usize = 512;
+        if first
+            .checked_add(out.len())
+            .is_none_or(|end| end > m.page_count())
+        {
+            return Err(NumaError::InvalidArgument("page range outside the mapping"));
+        }
+        let base = m.as_ptr() as usize;
+        let mut pages = [std::ptr::null::<u8>(); BATCH];
+        let mut status = [0i32; BATCH];
+        for (c, chunk) in out.chunks_mut(BATCH).enumerate() {
+            let n = chunk.len();
+            for (i, p) in pages[..n].iter_mut().enumerate() {
+                *p = (base + (first + c * BATCH + i) * m.page_size()) as *const u8;
+            }
+            mp::move_pages_query(&pages[..n], &mut status[..n])
+                .map_err(|e| errno_error("move_pages", e))?;
+            for (o, &s) in chunk.iter_mut().zip(&status[..n]) {
+                *o = match s {
+                    s if s >= 0 => PageLocation::Node(NodeId::new(s as u32)),
+                    // -ENOENT: not present; -EFAULT: the same on 4.3-6.11, or the zero page.
+                    -2 | -14 => PageLocation::NotPresent,
+                    s => PageLocation::Error(-s),
+                };
+            }
+        }
+        Ok(())
+    }
+
+    fn migrate(&self, m: &Mapping, to: &NodeMask) -> Result<(), NumaError> {
+        let k = to.to_kernel();
+        // SAFETY: our own mapping; MPOL_MF_MOVE moves its pages, keeping their content.
+        unsafe {
+            mp::mbind(
+                m.as_ptr(),
+                m.mapped_len(),
+                mp::MPOL_BIND,
+                k.used_words(),
+                k.maxnode(),
+                mp::MPOL_MF_MOVE | mp::MPOL_MF_STRICT,
+            )
+        }
+        .map_err(|e| errno_error("mbind(MPOL_MF_MOVE)", e))
+    }
+
+    unsafe fn unmap(&self, m: &Mapping) -> Result<(), NumaError> {
+        // SAFETY: the caller guarantees `m` came from `map` and is no longer referenced;
+        // `mapped_len` is the whole (rounded) length that was mapped.
+        unsafe { mm::munmap(m.as_ptr().cast(), m.mapped_len()) }
+            .map_err(|e| errno_error("munmap", e))
+    }
+
+    fn current_cpu(&self) -> Result<CpuLocation, NumaError> {
+        let (cpu, node) = mp::getcpu().map_err(|e| errno_error("getcpu", e))?;
+        Ok(CpuLocation {
+            cpu: cpu as usize,
+            node: NodeId::new(node),
+        })
+    }
+
+    fn thread_affinity(&self) -> Result<CpuSet, NumaError> {
+        let set = rustix::thread::sched_getaffinity(None)
+            .map_err(|e| errno_error("sched_getaffinity", e))?;
+        Ok((0..rustix::thread::CpuSet::MAX_CPU)
+            .filter(|&c| set.is_set(c))
+            .collect())
+    }
+
+    fn set_thread_affinity(&self, cpus: &CpuSet) -> Result<(), NumaError> {
+        let mut set = rustix::thread::CpuSet::new();
+        for c in cpus.iter() {
+            if c >= rustix::thread::CpuSet::MAX_CPU {
+                return Err(NumaError::InvalidCpu(c as u32));
+            }
+            set.set(c);
+        }
+        if let Some(bad) = cpus.out_of_range() {
+            return Err(NumaError::InvalidCpu(bad));
+        }
+        rustix::thread::sched_setaffinity(None, &set)
+            .map_err(|e| errno_error("sched_setaffinity", e))
+    }
+}
+
+fn errno_error(op: &'static str, e: Errno) -> NumaError {
+    NumaError::from_errno(op, e.raw_os_error())
+}
+
+fn io_error(op: &'static str, e: &std::io::Error) -> NumaError {
+    NumaError::from_errno(op, e.raw_os_error().unwrap_or(5))
+}

@@ -1,0 +1,14 @@
+//! `numaperf-linux`: the Linux backend of numaperf.
+//!
+//! [`LinuxBackend`] implements `numaperf_core::PlacementBackend` on the real kernel: rustix
+//! for mmap, madvise, affinity and sysfs, and a raw-syscall layer (`sys/`, one file per
+//! architecture) for the mempolicy calls rustix lacks. No libc.
+#![deny(missing_docs)]
+
+mod backend;
+pub mod mempolicy;
+mod sys;
+mod topology;
+
+pub use backend::LinuxBackend;
+pub use topology::{read_topology, SYSFS_NODE_ROOT};

@@ -1,0 +1,37 @@
+//! numaperf: explicit NUMA memory placement that is verified, not hoped for.
+//!
+//! ```no_run
+//! use numaperf::{MemPolicy, NodeId, NodeMask, NumaRegion, Prefault};
+//! let region = NumaRegion::anon(
+//!     1 << 20,
+//!     MemPolicy::Bind(NodeMask::single(NodeId::new(0))),
+//!     Default::default(),
+//!     Prefault::Populate,
+//! )?;
+//! println!("{}", region.placement()?);
+//! # Ok::<(), numaperf::NumaError>(())
+//! ```
+//!
+//! Everything above the [`PlacementBackend`] trait is generic: [`NumaRegion::anon`] uses
+//! the Linux backend; [`NumaRegion::anon_in`] takes any backend, such as the simulator
+//! in `numaperf-sim`.
+#![deny(missing_docs)]
+
+mod region;
+pub mod thread;
+mod topology;
+
+pub use numaperf_core::{
+    CpuLocation, CpuSet, Enforcement, HugePages, Mapping, MemPolicy, NodeId, NodeMask, NodeMode,
+    NodeWeights, NumaError, PageCounts, PageLocation, ParseError, PlacementBackend, Prefault,
+    RegionOptions, TopologyInfo,
+};
+pub use numaperf_linux::LinuxBackend;
+pub use region::NumaRegion;
+pub use topology::{NumaNode, Topology};
+
+/// The core crate, for the parsers and pure policy logic.
+pub use numaperf_core as core;
+
+/// The backend `NumaRegion::anon` uses.
+pub type DefaultBackend = LinuxBackend;

@@ -1,0 +1,167 @@
+//! `Topology`: the machine's nodes, CPUs, memory and distances, owned and printable
+//! the way `numactl --hardware` prints them.
+
+use core::fmt;
+
+use numaperf_core::{
+    CpuSet, NodeId, NodeMask, NumaError, OwnedNodeInfo, OwnedTopology, TopologyInfo,
+};
+
+/// One NUMA node of a [`Topology`].
+pub type NumaNode = OwnedNodeInfo;
+
+/// A snapshot of the machine's NUMA topology.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Topology {
+    table: OwnedTopology,
+}
+
+impl Topology {
+    /// Reads this machine's topology now (`/sys/devices/system/node`, `/proc/self/status`);
+    /// one node holding all CPUs where the kernel has no NUMA sysfs.
+    pub fn discover() -> Result<Self, NumaError> {
+        numaperf_linux::read_topology(numaperf_linux::SYSFS_NODE_ROOT).map(Topology::from)
+    }
+
+    /// A topology copied from anything that answers [`TopologyInfo`] (a backend's).
+    pub fn from_info(info: &(impl TopologyInfo + ?Sized)) -> Result<Self, NumaError> {
+        let ids = info.nodes();
+        let nodes = ids
+            .iter()
+            .map(|n| {
+                let row = ids
+                    .iter()
+                    .map(|m| info.distance(n, m).unwrap_or(0))
+                    .collect();
+                let cpus = info.node_cpus(n).copied().unwrap_or_default();
+                let mem = info.node_memory(n).unwrap_or(0);
+                NumaNode::new(n, cpus, mem, mem, row)
+            })
+            .collect();
+        let table = OwnedTopology::new(
+            nodes,
+            Some(*info.allowed_nodes()),
+            Some(*info.allowed_cpus()),
+        )?;
+        Ok(Topology { table })
+    }
+
+    /// Number of online nodes.
+    pub fn node_count(&self) -> usize {
+        self.table.node_count()
+    }
+
+    /// The online nodes, by id.
+    pub fn numa_nodes(&self) -> &[NumaNode] {
+        self.table.node_list()
+    }
+
+    /// One node.
+    pub fn node(&self, id: NodeId) -> Option<&NumaNode> {
+        self.table.node(id)
+    }
+
+    /// The set of online nodes.
+    pub fn nodes(&self) -> NodeMask {
+        *self.table.nodes()
+    }
+
+    /// Online nodes that have memory.
+    pub fn memory_nodes(&self) -> NodeMask {
+        *self.table.memory_nodes()
+    }
+
+    /// Nodes this process may allocate from.
+    pub fn allowed_nodes(&self) -> NodeMask {
+        *self.table.allowed_nodes()
+    }
+
+    /// CPUs this process may run on.
+    pub fn allowed_cpus(&self) -> CpuSet {
+        *self.table.allowed_cpus()
+    }
+
+    /// Distance between two nodes (10 = local).
+    pub fn distance(&self, from: NodeId, to: NodeId) -> Option<u8> {
+        self.table.distance(from, to)
+    }
+
+    /// The node a CPU belongs to.
+    pub fn cpu_node(&self, cpu: usize) -> Option<NodeId> {
+        self.table.cpu_node(cpu)
+    }
+
+    /// The underlying table (implements [`TopologyInfo`]).
+    pub fn table(&self) -> &OwnedTopology {
+        &self.table
+    }
+}
+
+impl From<OwnedTopology> for Topology {
+    fn from(table: OwnedTopology) -> Self {
+        Topology { table }
+    }
+}
+
+impl TopologyInfo for Topology {
+    fn nodes(&self) -> &NodeMask {
+        self.table.nodes()
+    }
+    fn memory_nodes(&self) -> &NodeMask {
+        self.table.memory_nodes()
+    }
+    fn cpu_nodes(&self) -> &NodeMask {
+        self.table.cpu_nodes()
+    }
+    fn allowed_nodes(&self) -> &NodeMask {
+        self.table.allowed_nodes()
+    }
+    fn allowed_cpus(&self) -> &CpuSet {
+        self.table.allowed_cpus()
+    }
+    fn node_cpus(&self, node: NodeId) -> Option<&CpuSet> {
+        self.table.node_cpus(node)
+    }
+    fn node_memory(&self, node: NodeId) -> Option<u64> {
+        self.table.node_memory(node)
+    }
+    fn distance(&self, from: NodeId, to: NodeId) -> Option<u8> {
+        self.table.distance(from, to)
+    }
+}
+
+/// The layout of `numactl --hardware`: nodes, their CPUs, size and free memory in MB,
+/// and the distance matrix.
+impl fmt::Display for Topology {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "available: {} nodes ({})",
+            self.node_count(),
+            self.nodes()
+        )?;
+        for n in self.numa_nodes() {
+            write!(f, "node {} cpus:", n.id())?;
+            for c in n.cpus() {
+                write!(f, " {c}")?;
+            }
+            writeln!(f)?;
+            writeln!(f, "node {} size: {} MB", n.id(), n.mem_total() >> 20)?;
+            writeln!(f, "node {} free: {} MB", n.id(), n.mem_free() >> 20)?;
+        }
+        writeln!(f, "node distances:")?;
+        write!(f, "node ")?;
+        for n in self.numa_nodes() {
+            write!(f, "{:>3} ", n.id())?;
+        }
+        writeln!(f)?;
+        for a in self.numa_nodes() {
+            write!(f, "{:>3}: ", a.id())?;
+            for b in self.numa_nodes() {
+                write!(f, "{:>3} ", self.distance(a.id(), b.id()).unwrap_or(0))?;
+            }
+            writeln!(f)?;
+        }
+        Ok(())
+    }
+}
