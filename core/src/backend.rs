@@ -201,7 +201,7 @@ pub struct CpuLocation {
     pub node: NodeId,
 }
 
-/// Pages queried per backend call by the provided [`PlacementBackend::placement`].
+/// Pages queried per backend call by the provided [`placement`].
 pub const PLACEMENT_BATCH: usize = 512;
 
 /// What a machine must do for numaperf: map, place, prefault, report, migrate, unmap, pin.
