@@ -1,0 +1,1 @@
+//! `numaperf-sim`: a simulated multi-node machine behind `PlacementBackend` (in progress).
