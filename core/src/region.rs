@@ -70,6 +70,10 @@ pub fn check_capacity<B: PlacementBackend + ?Sized>(
             return Ok(());
         }
     }
+    let unit = opts.huge_pages.unit(b.base_page_size());
+    if available == 0 && unit > b.base_page_size() {
+        return Err(NumaError::HugePagesUnavailable { page_size: unit });
+    }
     Err(NumaError::InsufficientMemory {
         requested: bytes as u64,
         available,
