@@ -1,0 +1,99 @@
+//! A backend wrapper that runs a hook before every call and forwards it: the one
+//! forwarding layer under `Tracer` (count) and `FaultInjector` (fail), over any backend.
+
+use numaperf_core::{
+    CpuLocation, CpuSet, HugePages, Mapping, MemPolicy, NodeId, NodeMask, NumaError, PageLocation,
+    PlacementBackend, Prefault, RegionOptions,
+};
+
+use crate::calls::CallKind;
+
+/// Runs before each call; an error stops the call (the inner backend never sees it).
+pub trait CallHook {
+    /// Called before a call of `kind`. `unmap` ignores the result: a mapping is always
+    /// released, so a wrapper can never leak one.
+    fn before(&self, kind: CallKind) -> Result<(), NumaError>;
+}
+
+/// `B` with `H` run before every call. Itself a backend, so wrappers stack.
+#[derive(Debug)]
+pub struct Hooked<B, H> {
+    pub(crate) inner: B,
+    pub(crate) hook: H,
+}
+
+impl<B, H> Hooked<B, H> {
+    /// The wrapped backend.
+    pub fn inner(&self) -> &B {
+        &self.inner
+    }
+
+    /// The hook.
+    pub fn hook(&self) -> &H {
+        &self.hook
+    }
+}
+
+impl<B: PlacementBackend, H: CallHook> PlacementBackend for Hooked<B, H> {
+    type Topology = B::Topology;
+
+    fn topology(&self) -> &B::Topology {
+        self.inner.topology()
+    }
+    fn base_page_size(&self) -> usize {
+        self.inner.base_page_size()
+    }
+    fn free_memory(&self, node: NodeId, huge: HugePages) -> Result<u64, NumaError> {
+        self.hook.before(CallKind::FreeMemory)?;
+        self.inner.free_memory(node, huge)
+    }
+    fn map(&self, len: usize, huge: HugePages) -> Result<Mapping, NumaError> {
+        self.hook.before(CallKind::Map)?;
+        self.inner.map(len, huge)
+    }
+    fn apply_policy(
+        &self,
+        m: &Mapping,
+        p: &MemPolicy,
+        o: &RegionOptions,
+        strict: bool,
+    ) -> Result<(), NumaError> {
+        self.hook.before(CallKind::ApplyPolicy)?;
+        self.inner.apply_policy(m, p, o, strict)
+    }
+    fn prefault(&self, m: &Mapping, how: Prefault) -> Result<(), NumaError> {
+        self.hook.before(CallKind::Prefault)?;
+        self.inner.prefault(m, how)
+    }
+    fn page_locations(
+        &self,
+        m: &Mapping,
+        first: usize,
+        out: &mut [PageLocation],
+    ) -> Result<(), NumaError> {
+        self.hook.before(CallKind::PageLocations)?;
+        self.inner.page_locations(m, first, out)
+    }
+    fn migrate(&self, m: &Mapping, to: &NodeMask) -> Result<(), NumaError> {
+        self.hook.before(CallKind::Migrate)?;
+        self.inner.migrate(m, to)
+    }
+    unsafe fn unmap(&self, m: &Mapping) -> Result<(), NumaError> {
+        let _ = self.hook.before(CallKind::Unmap);
+        // SAFETY: our caller upholds `unmap`'s contract; `m` came from `self.map`, which
+        // is `self.inner.map`.
+        unsafe { self.inner.unmap(m) }
+    }
+    fn current_cpu(&self) -> Result<CpuLocation, NumaError> {
+        self.hook.before(CallKind::CurrentCpu)?;
+        self.inner.current_cpu()
+    }
+    fn thread_affinity(&self) -> Result<CpuSet, NumaError> {
+        self.hook.before(CallKind::Affinity)?;
+        self.inner.thread_affinity()
+    }
+    fn set_thread_affinity(&self, cpus: &CpuSet) -> Result<(), NumaError> {
+        self.hook.before(CallKind::Affinity)?;
+        self.inner.set_thread_affinity(cpus)
+    }
+}

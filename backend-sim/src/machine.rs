@@ -1,0 +1,626 @@
+//! `SimMachine`: a simulated multi-node machine behind `PlacementBackend`. Real memory,
+//! a per-page node table, and the kernel's placement rules taken from `numaperf-core`.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+use numaperf_core::policy::{allocation_order, interleave_index};
+use numaperf_core::region::round_to_unit;
+use numaperf_core::{
+    CpuLocation, CpuSet, HugePages, Mapping, MemPolicy, NodeId, NodeMask, NumaError, OwnedTopology,
+    PageLocation, PlacementBackend, Prefault, RegionOptions, TopologyInfo, MAX_NUMNODES,
+};
+
+use crate::calls::{CallCounts, CallKind};
+use crate::memory::Block;
+use crate::threads::{self, Restore, SimThread};
+
+/// Base page size of the simulated machine.
+pub const PAGE_SIZE: usize = 4096;
+const THP_ORDER: u32 = 9;
+
+/// A kernel feature the simulated kernel can be made to lack.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KernelFeature {
+    /// `MPOL_PREFERRED_MANY` (Linux 5.15).
+    PreferredMany,
+    /// `MPOL_WEIGHTED_INTERLEAVE` (Linux 6.9).
+    WeightedInterleave,
+    /// `set_mempolicy_home_node` (Linux 5.17).
+    HomeNode,
+}
+
+impl KernelFeature {
+    fn error(self) -> NumaError {
+        let (feature, since) = match self {
+            KernelFeature::PreferredMany => ("MPOL_PREFERRED_MANY", "Linux 5.15"),
+            KernelFeature::WeightedInterleave => ("MPOL_WEIGHTED_INTERLEAVE", "Linux 6.9"),
+            KernelFeature::HomeNode => ("set_mempolicy_home_node", "Linux 5.17"),
+        };
+        NumaError::Unsupported { feature, since }
+    }
+}
+
+/// One node's memory, in base pages (and huge pages for hugetlb pools).
+#[derive(Clone, Debug)]
+pub(crate) struct NodeMemory {
+    pub(crate) total: u64,
+    pub(crate) free: u64,
+    pub(crate) fail_after: Option<u64>,
+    pub(crate) huge_2m: u64,
+    pub(crate) huge_1g: u64,
+}
+
+/// Free and used memory of one node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NodeUsage {
+    /// The node.
+    pub node: NodeId,
+    /// Capacity in bytes.
+    pub total: u64,
+    /// Free bytes.
+    pub free: u64,
+}
+
+struct SimMapping {
+    block: Block,
+    len: usize,
+    mapped_len: usize,
+    /// Page size placement is tracked in (the huge page size for hugetlb).
+    unit: usize,
+    huge: HugePages,
+    policy: MemPolicy,
+    opts: RegionOptions,
+    pages: Vec<Option<NodeId>>,
+}
+
+#[derive(Default)]
+struct State {
+    nodes: BTreeMap<NodeId, NodeMemory>,
+    maps: BTreeMap<usize, SimMapping>,
+    lacks: Vec<KernelFeature>,
+    deny_mempolicy: bool,
+}
+
+/// A simulated machine. `Send + Sync`: share it by reference or `Arc` across threads.
+pub struct SimMachine {
+    id: u64,
+    topology: OwnedTopology,
+    state: Mutex<State>,
+    calls: CallCounts,
+}
+
+impl std::fmt::Debug for SimMachine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimMachine")
+            .field("nodes", self.topology.nodes())
+            .finish()
+    }
+}
+
+impl SimMachine {
+    /// A machine with this topology; node capacities from each node's total memory and
+    /// free memory from its free memory, plus per-node hugetlb pools.
+    pub(crate) fn new(topology: OwnedTopology, huge: &[(NodeId, u64, u64)]) -> Self {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+        let nodes = topology
+            .node_list()
+            .iter()
+            .map(|n| {
+                let (h2, h1) = huge
+                    .iter()
+                    .find(|h| h.0 == n.id())
+                    .map_or((0, 0), |h| (h.1, h.2));
+                let mem = NodeMemory {
+                    total: n.mem_total() / PAGE_SIZE as u64,
+                    free: n.mem_free().min(n.mem_total()) / PAGE_SIZE as u64,
+                    fail_after: None,
+                    huge_2m: h2,
+                    huge_1g: h1,
+                };
+                (n.id(), mem)
+            })
+            .collect();
+        SimMachine {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            topology,
+            state: Mutex::new(State {
+                nodes,
+                ..State::default()
+            }),
+            calls: CallCounts::default(),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves consistent tables (every update is
+        // completed before anything can panic), so a poisoned lock is still usable.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn thread(&self) -> SimThread {
+        let t = &self.topology;
+        threads::get(self.id, || SimThread {
+            cpu: t.allowed_cpus().first().unwrap_or(0),
+            affinity: *t.allowed_cpus(),
+        })
+    }
+
+    fn local_node(&self) -> NodeId {
+        let cpu = self.thread().cpu;
+        self.topology.cpu_node(cpu).unwrap_or(NodeId::new(0))
+    }
+
+    /// Runs `f` with the calling thread's simulated CPU set to `cpu` (restored after,
+    /// also on panic). An unknown CPU is an error.
+    pub fn run_on_cpu<R>(&self, cpu: usize, f: impl FnOnce() -> R) -> Result<R, NumaError> {
+        if self.topology.cpu_node(cpu).is_none() {
+            return Err(NumaError::InvalidCpu(cpu as u32));
+        }
+        let previous = self.thread();
+        threads::set(self.id, SimThread { cpu, ..previous });
+        let _restore = Restore {
+            id: self.id,
+            previous,
+        };
+        Ok(f())
+    }
+
+    /// Calls made to this machine, by kind.
+    pub fn calls(&self) -> &CallCounts {
+        &self.calls
+    }
+
+    /// Every node's capacity and free memory now.
+    pub fn usage(&self) -> Vec<NodeUsage> {
+        let page = PAGE_SIZE as u64;
+        self.state()
+            .nodes
+            .iter()
+            .map(|(&node, m)| NodeUsage {
+                node,
+                total: m.total * page,
+                free: m.free * page,
+            })
+            .collect()
+    }
+
+    /// Number of live mappings.
+    pub fn mapping_count(&self) -> usize {
+        self.state().maps.len()
+    }
+
+    /// Makes `node` run out of memory after `pages` more base pages.
+    pub fn fail_node_after(&self, node: NodeId, pages: u64) {
+        if let Some(m) = self.state().nodes.get_mut(&node) {
+            m.fail_after = Some(pages);
+        }
+    }
+
+    /// Makes the simulated kernel lack a feature (as a kernel too old for it).
+    pub fn kernel_lacks(&self, feature: KernelFeature) {
+        self.state().lacks.push(feature);
+    }
+
+    /// Makes mempolicy calls (mbind, move_pages) fail with EPERM, as a seccomp profile would.
+    pub fn deny_mempolicy_calls(&self, deny: bool) {
+        self.state().deny_mempolicy = deny;
+    }
+
+    /// Simulates a first touch of `addr..addr + len` by the calling thread.
+    pub fn touch(&self, addr: *const u8, len: usize) -> Result<(), NumaError> {
+        let local = self.local_node();
+        let mut st = self.state();
+        let (&start, _) = st
+            .maps
+            .range(..=addr as usize)
+            .next_back()
+            .filter(|(s, m)| (addr as usize) < *s + m.mapped_len)
+            .ok_or(NumaError::InvalidArgument(
+                "address outside every simulated mapping",
+            ))?;
+        let unit = st.maps[&start].unit;
+        let first = (addr as usize - start) / unit;
+        let end = (addr as usize + len.max(1) - start).div_ceil(unit);
+        self.fault_range(&mut st, start, first, end, local)
+    }
+
+    /// NUMA balancing behind the program's back: moves about one in four present pages
+    /// of every mapping whose policy is not `Bind` to another node with room, chosen by a
+    /// seeded xorshift so a run replays. Returns how many pages moved.
+    pub fn balance(&self, seed: u64) -> u64 {
+        let mut rng = crate::XorShift::new(seed);
+        let usable = self
+            .topology
+            .allowed_nodes()
+            .intersection(self.topology.memory_nodes());
+        let mut st = self.state();
+        let State { nodes, maps, .. } = &mut *st;
+        let mut moved = 0;
+        for m in maps.values_mut() {
+            if matches!(m.policy, MemPolicy::Bind(_)) || m.unit != PAGE_SIZE {
+                continue;
+            }
+            for page in m.pages.iter_mut() {
+                let Some(from) = *page else { continue };
+                if rng.next() % 4 != 0 {
+                    continue;
+                }
+                let others: Vec<NodeId> = usable.iter().filter(|&n| n != from).collect();
+                if others.is_empty() {
+                    continue;
+                }
+                let to = others[(rng.next() % others.len() as u64) as usize];
+                if take(nodes, to, 1) {
+                    give(nodes, from, 1);
+                    *page = Some(to);
+                    moved += 1;
+                }
+            }
+        }
+        moved
+    }
+
+    /// Places units `first..end` of the mapping at `start` that are not present yet.
+    fn fault_range(
+        &self,
+        st: &mut State,
+        start: usize,
+        first: usize,
+        end: usize,
+        local: NodeId,
+    ) -> Result<(), NumaError> {
+        let State { nodes, maps, .. } = st;
+        let m = maps
+            .get_mut(&start)
+            .ok_or(NumaError::InvalidArgument("not a simulated mapping"))?;
+        let eff = m.policy.validate(&m.opts, &self.topology)?;
+        let mut i = first;
+        while i < end.min(m.pages.len()) {
+            if m.pages[i].is_some() {
+                i += 1;
+                continue;
+            }
+            // A transparent huge page covers a whole aligned 2 MiB block of the mapping.
+            let block = 1 << THP_ORDER;
+            let (count, order, shift) = if m.huge == HugePages::Transparent
+                && i % block == 0
+                && i + block <= m.pages.len()
+                && m.pages[i..i + block].iter().all(Option::is_none)
+            {
+                (block, THP_ORDER, 12)
+            } else if m.unit > PAGE_SIZE {
+                (1, 0, m.unit.trailing_zeros())
+            } else {
+                (1, 0, 12)
+            };
+            let addr = start + i * m.unit;
+            let ilx = interleave_index(start, addr, shift, order);
+            let node = place(nodes, &self.topology, m, &eff, local, ilx, count as u64)?;
+            m.pages[i..i + count]
+                .iter_mut()
+                .for_each(|p| *p = Some(node));
+            i += count;
+        }
+        Ok(())
+    }
+
+    /// Moves every present unit of a mapping that is not on `allowed` by `policy`'s rules.
+    fn move_misplaced(
+        &self,
+        st: &mut State,
+        start: usize,
+        allowed: &NodeMask,
+        local: NodeId,
+    ) -> Result<(), NumaError> {
+        let State { nodes, maps, .. } = st;
+        let m = maps
+            .get_mut(&start)
+            .ok_or(NumaError::InvalidArgument("not a simulated mapping"))?;
+        for i in 0..m.pages.len() {
+            let Some(old) = m.pages[i] else { continue };
+            if allowed.contains(old) {
+                continue;
+            }
+            let ilx = interleave_index(start, start + i * m.unit, m.unit.trailing_zeros(), 0);
+            let new = place(nodes, &self.topology, m, allowed, local, ilx, 1)?;
+            release(nodes, m, old, 1);
+            m.pages[i] = Some(new);
+        }
+        Ok(())
+    }
+
+    fn check_allowed(&self, st: &State, op: &'static str) -> Result<(), NumaError> {
+        if st.deny_mempolicy {
+            return Err(NumaError::from_errno(op, 1));
+        }
+        Ok(())
+    }
+}
+
+/// Takes `pages` from a node if it has them (and is not set to fail).
+fn take(nodes: &mut BTreeMap<NodeId, NodeMemory>, node: NodeId, pages: u64) -> bool {
+    let Some(m) = nodes.get_mut(&node) else {
+        return false;
+    };
+    let budget = m.fail_after.unwrap_or(u64::MAX);
+    if m.free < pages || budget < pages {
+        return false;
+    }
+    m.free -= pages;
+    if let Some(f) = &mut m.fail_after {
+        *f -= pages;
+    }
+    true
+}
+
+fn give(nodes: &mut BTreeMap<NodeId, NodeMemory>, node: NodeId, pages: u64) {
+    if let Some(m) = nodes.get_mut(&node) {
+        m.free = (m.free + pages).min(m.total);
+    }
+}
+
+/// The huge page pool of a node for a mapping's page kind.
+fn pool(m: &mut NodeMemory, huge: HugePages) -> &mut u64 {
+    if huge == HugePages::Explicit1G {
+        &mut m.huge_1g
+    } else {
+        &mut m.huge_2m
+    }
+}
+
+/// Gives a unit's memory back to its node.
+fn release(nodes: &mut BTreeMap<NodeId, NodeMemory>, m: &SimMapping, node: NodeId, count: u64) {
+    if m.unit > PAGE_SIZE {
+        if let Some(n) = nodes.get_mut(&node) {
+            *pool(n, m.huge) += count;
+        }
+    } else {
+        give(nodes, node, count);
+    }
+}
+
+/// Picks the node for `count` base pages (or one huge page) the way the kernel would:
+/// the first node in the policy's allocation order that has room.
+fn place(
+    nodes: &mut BTreeMap<NodeId, NodeMemory>,
+    topo: &OwnedTopology,
+    m: &SimMapping,
+    eff: &NodeMask,
+    local: NodeId,
+    ilx: u64,
+    count: u64,
+) -> Result<NodeId, NumaError> {
+    let mut order = [NodeId::new(0); MAX_NUMNODES];
+    let k = allocation_order(&m.policy, &m.opts, eff, topo, local, ilx, &mut order);
+    for &n in &order[..k] {
+        let ok = if m.unit > PAGE_SIZE {
+            nodes.get_mut(&n).is_some_and(|nm| {
+                let p = pool(nm, m.huge);
+                (*p > 0).then(|| *p -= 1).is_some()
+            })
+        } else {
+            take(nodes, n, count)
+        };
+        if ok {
+            return Ok(n);
+        }
+    }
+    let available = order[..k]
+        .iter()
+        .filter_map(|n| nodes.get(n))
+        .map(|n| n.free * PAGE_SIZE as u64)
+        .sum();
+    Err(NumaError::InsufficientMemory {
+        requested: count * m.unit.min(PAGE_SIZE) as u64,
+        available,
+    })
+}
+
+impl PlacementBackend for SimMachine {
+    type Topology = OwnedTopology;
+
+    fn topology(&self) -> &OwnedTopology {
+        &self.topology
+    }
+
+    fn base_page_size(&self) -> usize {
+        PAGE_SIZE
+    }
+
+    fn free_memory(&self, node: NodeId, huge: HugePages) -> Result<u64, NumaError> {
+        self.calls.record(CallKind::FreeMemory);
+        let st = self.state();
+        let m = st.nodes.get(&node).ok_or(NumaError::NodeNotFound(node))?;
+        Ok(match huge {
+            HugePages::None | HugePages::Transparent => m.free * PAGE_SIZE as u64,
+            HugePages::Explicit2M => m.huge_2m * (2 << 20),
+            HugePages::Explicit1G => m.huge_1g * (1 << 30),
+        })
+    }
+
+    fn map(&self, len: usize, huge: HugePages) -> Result<Mapping, NumaError> {
+        self.calls.record(CallKind::Map);
+        let unit = huge.unit(PAGE_SIZE);
+        let mapped = round_to_unit(len, unit)?;
+        let mut st = self.state();
+        if unit > PAGE_SIZE {
+            // hugetlb reserves its pages when mapping.
+            let have: u64 = st.nodes.values_mut().map(|n| *pool(n, huge)).sum();
+            if have < (mapped / unit) as u64 {
+                return Err(NumaError::HugePagesUnavailable { page_size: unit });
+            }
+        }
+        let align = if huge == HugePages::Transparent {
+            2 << 20
+        } else {
+            unit
+        };
+        let block = Block::new(mapped, align)?;
+        let addr = block.ptr();
+        let m = SimMapping {
+            block,
+            len,
+            mapped_len: mapped,
+            unit,
+            huge,
+            policy: MemPolicy::Local,
+            opts: RegionOptions::default(),
+            pages: vec![None; mapped / unit],
+        };
+        st.maps.insert(addr.as_ptr() as usize, m);
+        // SAFETY: `addr..addr + mapped` is the block just allocated and kept in `maps`
+        // until `unmap`; `unit` divides `mapped`.
+        Ok(unsafe { Mapping::from_raw_parts(addr, len, mapped, unit) })
+    }
+
+    fn apply_policy(
+        &self,
+        m: &Mapping,
+        policy: &MemPolicy,
+        opts: &RegionOptions,
+        strict: bool,
+    ) -> Result<(), NumaError> {
+        self.calls.record(CallKind::ApplyPolicy);
+        let mut st = self.state();
+        self.check_allowed(&st, "mbind")?;
+        let needs = match policy {
+            MemPolicy::PreferredMany(_) => Some(KernelFeature::PreferredMany),
+            MemPolicy::WeightedInterleave(_) => Some(KernelFeature::WeightedInterleave),
+            _ => None,
+        };
+        for f in needs
+            .into_iter()
+            .chain(opts.home_node.map(|_| KernelFeature::HomeNode))
+        {
+            if st.lacks.contains(&f) {
+                return Err(f.error());
+            }
+        }
+        let eff = policy.validate(opts, &self.topology)?;
+        let start = m.as_ptr() as usize;
+        let sm = st.maps.get_mut(&start).ok_or(NumaError::Os {
+            op: "mbind",
+            errno: 14,
+        })?;
+        sm.policy = policy.clone();
+        sm.opts = *opts;
+        if strict {
+            let local = self.local_node();
+            self.move_misplaced(&mut st, start, &eff, local)?;
+        }
+        Ok(())
+    }
+
+    fn prefault(&self, m: &Mapping, how: Prefault) -> Result<(), NumaError> {
+        self.calls.record(CallKind::Prefault);
+        if how == Prefault::None {
+            return Ok(());
+        }
+        let local = self.local_node();
+        let mut st = self.state();
+        let start = m.as_ptr() as usize;
+        let n = st.maps.get(&start).map_or(0, |s| s.pages.len());
+        self.fault_range(&mut st, start, 0, n, local)
+    }
+
+    fn page_locations(
+        &self,
+        m: &Mapping,
+        first: usize,
+        out: &mut [PageLocation],
+    ) -> Result<(), NumaError> {
+        self.calls.record(CallKind::PageLocations);
+        let st = self.state();
+        self.check_allowed(&st, "move_pages")?;
+        let sm = st.maps.get(&(m.as_ptr() as usize)).ok_or(NumaError::Os {
+            op: "move_pages",
+            errno: 14,
+        })?;
+        let pages = first
+            .checked_add(out.len())
+            .and_then(|end| sm.pages.get(first..end));
+        let pages = pages.ok_or(NumaError::InvalidArgument("page range outside the mapping"))?;
+        for (o, p) in out.iter_mut().zip(pages) {
+            *o = p.map_or(PageLocation::NotPresent, PageLocation::Node);
+        }
+        Ok(())
+    }
+
+    fn migrate(&self, m: &Mapping, to: &NodeMask) -> Result<(), NumaError> {
+        self.calls.record(CallKind::Migrate);
+        let policy = MemPolicy::Bind(*to);
+        let opts = RegionOptions::default();
+        let eff = policy.validate(&opts, &self.topology)?;
+        let local = self.local_node();
+        let mut st = self.state();
+        self.check_allowed(&st, "mbind")?;
+        let start = m.as_ptr() as usize;
+        let sm = st.maps.get_mut(&start).ok_or(NumaError::Os {
+            op: "mbind",
+            errno: 14,
+        })?;
+        sm.policy = policy;
+        sm.opts = opts;
+        self.move_misplaced(&mut st, start, &eff, local)
+    }
+
+    unsafe fn unmap(&self, m: &Mapping) -> Result<(), NumaError> {
+        self.calls.record(CallKind::Unmap);
+        let mut st = self.state();
+        let State { nodes, maps, .. } = &mut *st;
+        let sm = maps.remove(&(m.as_ptr() as usize)).ok_or(NumaError::Os {
+            op: "munmap",
+            errno: 22,
+        })?;
+        for node in sm.pages.iter().flatten() {
+            release(nodes, &sm, *node, 1);
+        }
+        debug_assert_eq!(sm.block.ptr(), m.addr());
+        debug_assert_eq!(sm.len, m.len());
+        debug_assert_eq!(sm.mapped_len, m.mapped_len());
+        // Dropping `sm` frees the block: the caller guarantees nothing refers to it.
+        drop(sm);
+        Ok(())
+    }
+
+    fn current_cpu(&self) -> Result<CpuLocation, NumaError> {
+        self.calls.record(CallKind::CurrentCpu);
+        let cpu = self.thread().cpu;
+        Ok(CpuLocation {
+            cpu,
+            node: self
+                .topology
+                .cpu_node(cpu)
+                .ok_or(NumaError::InvalidCpu(cpu as u32))?,
+        })
+    }
+
+    fn thread_affinity(&self) -> Result<CpuSet, NumaError> {
+        self.calls.record(CallKind::Affinity);
+        Ok(self.thread().affinity)
+    }
+
+    fn set_thread_affinity(&self, cpus: &CpuSet) -> Result<(), NumaError> {
+        self.calls.record(CallKind::Affinity);
+        if let Some(bad) = cpus.out_of_range() {
+            return Err(NumaError::InvalidCpu(bad));
+        }
+        let usable = cpus.intersection(self.topology.allowed_cpus());
+        let first = usable.first().ok_or(NumaError::Os {
+            op: "sched_setaffinity",
+            errno: 22,
+        })?;
+        let t = self.thread();
+        let cpu = if usable.contains(t.cpu) { t.cpu } else { first };
+        threads::set(
+            self.id,
+            SimThread {
+                cpu,
+                affinity: usable,
+            },
+        );
+        Ok(())
+    }
+}
