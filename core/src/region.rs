@@ -150,7 +150,6 @@ mod tests {
     use crate::options::HugePages;
     use crate::topology::{FixedTopology, NodeInfo, NodeTable};
     use core::ptr::NonNull;
-    use std::boxed::Box;
 
     fn topo() -> FixedTopology<4> {
         let mut nodes = heapless::Vec::new();
@@ -166,7 +165,7 @@ mod tests {
         NodeTable::new(nodes, None, None).unwrap()
     }
 
-    /// A mock with a 2-node topology, 4 KiB pages and a leaked 4-page "mapping".
+    /// A mock with a 2-node topology, 4 KiB pages and a 4-page "mapping".
     fn mock() -> MockPlacementBackend {
         let mut b = MockPlacementBackend::new();
         let t = topo();
@@ -174,16 +173,8 @@ mod tests {
         b.expect_base_page_size().return_const(4096usize);
         b.expect_free_memory().returning(|_, _| Ok(1 << 30));
         b.expect_map().returning(|len, _| {
-            let mem: &'static mut [u8] = Box::leak(std::vec![0u8; 4 * 4096].into_boxed_slice());
-            // SAFETY: the leaked buffer stays valid forever; the mock never touches it.
-            Ok(unsafe {
-                Mapping::from_raw_parts(
-                    NonNull::new(mem.as_mut_ptr()).unwrap(),
-                    len,
-                    4 * 4096,
-                    4096,
-                )
-            })
+            // SAFETY: a dangling but aligned address; the mock never touches memory.
+            Ok(unsafe { Mapping::from_raw_parts(NonNull::dangling(), len, 4 * 4096, 4096) })
         });
         b
     }
