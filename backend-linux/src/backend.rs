@@ -73,6 +73,9 @@ impl Probe {
 }
 
 impl LinuxBackend {
+    /// Where the kernel publishes NUMA nodes.
+    pub const SYSFS_ROOT: &'static str = SYSFS_NODE_ROOT;
+
     /// The live machine.
     pub fn new() -> Result<Self, NumaError> {
         Self::with_sysfs_root(SYSFS_NODE_ROOT)

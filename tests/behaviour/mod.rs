@@ -8,7 +8,7 @@ use numaperf::core::policy::{
     fallback_order, interleave_index, interleave_node, weighted_interleave_node,
 };
 use numaperf::{
-    thread, Enforcement, MemPolicy, NodeId, NodeMask, NodeWeights, NumaError, NumaRegion,
+    thread, CpuSet, Enforcement, MemPolicy, NodeId, NodeMask, NodeWeights, NumaError, NumaRegion,
     PageLocation, PlacementBackend, Prefault, RegionOptions, TopologyInfo,
 };
 use numaperf_sim::{CallKind, Tracer};
@@ -119,7 +119,11 @@ fn local_follows_pinned_cpu<B: PlacementBackend>(b: &B) -> CaseResult {
         .cpu_nodes()
         .intersection(b.topology().memory_nodes());
     for n in nodes.iter() {
-        let _pin = thread::pin_to_node(b, n).map_err(err)?;
+        let first = thread::node_cpus(b, n)
+            .map_err(err)?
+            .first()
+            .ok_or("node without CPUs")?;
+        let _pin = thread::pin_to_cpus(b, &CpuSet::single(first)).map_err(err)?;
         let here = thread::current_location(b).map_err(err)?;
         check(here.node == n, || {
             format!("pinned to node {n} but running on node {}", here.node)
@@ -163,6 +167,13 @@ fn interleave_exact<B: PlacementBackend>(b: &B) -> CaseResult {
 
 fn preferred_many<B: PlacementBackend>(b: &B) -> CaseResult {
     let two: NodeMask = memory_nodes(b).iter().take(2).collect();
+    // Where the thread runs decides which of the two comes first: pin it.
+    let here = b
+        .topology()
+        .cpu_nodes()
+        .first()
+        .ok_or("no node with CPUs")?;
+    let _pin = thread::pin_to_node(b, here).map_err(err)?;
     match NumaRegion::anon_in(
         b,
         64 * PAGE,
