@@ -192,17 +192,19 @@ impl LinuxBackend {
         Ok(())
     }
 
-    /// Writes one byte per page from this thread (an atomic `or 0`: one write fault, the
-    /// content kept).
+    /// Write-faults every page from this thread, keeping the content.
+    ///
+    /// A compare-exchange of 0 with 0 stores whenever the byte is 0 (a fresh or zero-page
+    /// mapped page) and a non-zero byte means the page is already backed. An idempotent
+    /// `fetch_or(0)` would be wrong: LLVM folds it into a plain load in release builds,
+    /// which maps the shared zero page instead of allocating on the policy's node.
     fn touch(&self, m: &Mapping) {
         for i in 0..m.page_count() {
             // SAFETY: the byte is inside the mapping (i < page_count), which is mapped
             // read-write; the atomic access keeps the content and races with nothing
             // non-atomic because regions are prefaulted before they are handed out.
-            unsafe {
-                let p = m.as_ptr().add(i * m.page_size());
-                std::sync::atomic::AtomicU8::from_ptr(p).fetch_or(0, Ordering::Relaxed);
-            }
+            let byte = unsafe { AtomicU8::from_ptr(m.as_ptr().add(i * m.page_size())) };
+            let _ = byte.compare_exchange(0, 0, Ordering::Relaxed, Ordering::Relaxed);
         }
     }
 

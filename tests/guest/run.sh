@@ -1,0 +1,193 @@
+#!/usr/bin/env bash
+# Boots real multi-node Linux kernels under QEMU (TCG) with the behaviour suite as PID 1's
+# payload, and turns the guest's markers into pass/fail. Never judged by QEMU's exit code.
+#
+#   tests/guest/run.sh [--kernel 6.1|6.12|all] [--topology 2node|4node-cxl|all]
+#                      [--balancing on|off] [--timeout SECONDS] [--sysfs-out DIR]
+#
+# Installs qemu-system-x86, busybox-static and cpio when missing, fetches Debian's cloud
+# kernels (6.1 from bookworm, 6.12 from bookworm-backports through a private sources list)
+# into $GUEST_CACHE (default .guest-cache/), builds examples/guest_suite.rs statically, and
+# prints a table: scenario x topology x kernel x result. Exit 0 only if every run passed.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+cache=${GUEST_CACHE:-$repo/.guest-cache}
+kernels=all topologies=all balancing=off timeout_s=240 sysfs_out=""
+while [ $# -gt 0 ]; do
+    case $1 in
+        --kernel) kernels=$2; shift 2 ;;
+        --topology) topologies=$2; shift 2 ;;
+        --balancing) balancing=$2; shift 2 ;;
+        --timeout) timeout_s=$2; shift 2 ;;
+        --sysfs-out) sysfs_out=$2; shift 2 ;;
+        *) echo "unknown argument: $1" >&2; exit 2 ;;
+    esac
+done
+[ "$kernels" = all ] && kernels="6.1 6.12"
+[ "$topologies" = all ] && topologies="2node 4node-cxl"
+mkdir -p "$cache"
+export DEBIAN_FRONTEND=noninteractive
+
+log() { printf '[guest] %s\n' "$*" >&2; }
+
+install_packages() {
+    local missing=()
+    command -v qemu-system-x86_64 >/dev/null || missing+=(qemu-system-x86)
+    [ -x /bin/busybox ] || missing+=(busybox-static)
+    command -v cpio >/dev/null || missing+=(cpio)
+    [ ${#missing[@]} -eq 0 ] && return 0
+    log "installing ${missing[*]}"
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null 2>&1 ||
+        { apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; }
+}
+
+# apt options for the private bookworm-backports lists (the system's sources stay untouched).
+bpo_opts() {
+    echo "-o Dir::Etc::SourceList=$cache/bpo/sources.list -o Dir::Etc::SourceParts=/dev/null" \
+         "-o Dir::State::Lists=$cache/bpo/lists -o Dir::Cache=$cache/bpo/cache"
+}
+
+# The versioned image package the cloud meta package depends on (the ABI number changes).
+resolve_image() {
+    # shellcheck disable=SC2086
+    apt-cache $1 depends linux-image-cloud-amd64 2>/dev/null |
+        sed -n 's/^ *Depends: \(linux-image-[0-9][^ ]*-cloud-amd64\).*/\1/p' | grep -v unsigned | head -1
+}
+
+fetch_kernel() { # $1 = 6.1 | 6.12; prints the vmlinuz path
+    local want=$1 out="$cache/vmlinuz-$1" opts="" pkg dir
+    if [ -s "$out" ]; then echo "$out"; return; fi
+    if [ "$want" = 6.12 ]; then
+        mkdir -p "$cache/bpo/lists/partial" "$cache/bpo/cache/archives/partial"
+        echo "deb http://deb.debian.org/debian bookworm-backports main" > "$cache/bpo/sources.list"
+        opts=$(bpo_opts)
+        # shellcheck disable=SC2086
+        apt-get $opts update -qq >/dev/null
+    fi
+    pkg=$(resolve_image "$opts")
+    if [ -z "$pkg" ] && [ -z "$opts" ]; then
+        apt-get update -qq >/dev/null; pkg=$(resolve_image "")
+    fi
+    [ -n "$pkg" ] || { log "cannot resolve linux-image-cloud-amd64 for $want"; return 1; }
+    case $pkg in *"-$want."*|*"-$want-"*) ;; *) log "resolved $pkg, not a $want kernel"; return 1 ;; esac
+    log "downloading $pkg"
+    dir=$(mktemp -d)
+    # shellcheck disable=SC2086
+    (cd "$dir" && apt-get $opts -o APT::Sandbox::User=root download "$pkg" >/dev/null && dpkg -x ./*.deb x)
+    cp "$dir"/x/boot/vmlinuz-* "$out"
+    rm -rf "$dir"
+    echo "$out"
+}
+
+build_payload() {
+    log "building the static payload"
+    (cd "$repo" && RUSTFLAGS='-C target-feature=+crt-static' \
+        cargo build -q --release --example guest_suite --target x86_64-unknown-linux-gnu)
+    echo "$repo/target/x86_64-unknown-linux-gnu/release/examples/guest_suite"
+}
+
+build_initramfs() { # $1 = payload, $2 = payload argument; prints the image path
+    local root img="$cache/initramfs-$2.cpio.gz"
+    root=$(mktemp -d)
+    mkdir -p "$root"/{bin,proc,sys,dev,tmp}
+    cp /bin/busybox "$root/bin/busybox"
+    for t in sh mount poweroff sleep; do ln -s busybox "$root/bin/$t"; done
+    cp "$1" "$root/payload"
+    cat > "$root/init" <<EOF
+#!/bin/sh
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+echo NUMAPERF-BOOTED
+/payload $2
+echo NUMAPERF-PAYLOAD-EXIT \$?
+poweroff -f
+EOF
+    chmod +x "$root/init"
+    (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1 > "$img")
+    rm -rf "$root"
+    echo "$img"
+}
+
+qemu_topology() { # $1 = topology name; prints QEMU arguments
+    case $1 in
+        2node)
+            echo "-smp 2 -m 1G" \
+                 "-object memory-backend-ram,id=m0,size=512M -numa node,nodeid=0,cpus=0,memdev=m0" \
+                 "-object memory-backend-ram,id=m1,size=512M -numa node,nodeid=1,cpus=1,memdev=m1" \
+                 "-numa dist,src=0,dst=1,val=21" ;;
+        4node-cxl)
+            local a="-smp 2 -m 1G" n
+            for n in 0 1 2 3; do
+                a="$a -object memory-backend-ram,id=m$n,size=256M -numa node,nodeid=$n,memdev=m$n"
+                [ $n -lt 2 ] && a="$a,cpus=$n"
+            done
+            echo "$a -numa dist,src=0,dst=1,val=21 -numa dist,src=0,dst=2,val=31" \
+                 "-numa dist,src=0,dst=3,val=31 -numa dist,src=1,dst=2,val=31" \
+                 "-numa dist,src=1,dst=3,val=31 -numa dist,src=2,dst=3,val=41" ;;
+        *) log "unknown topology $1"; return 1 ;;
+    esac
+}
+
+boot() { # $1 kernel image, $2 initramfs, $3 topology, $4 log file
+    local append="console=ttyS0 quiet panic=-1 numa_balancing=disable"
+    [ "$balancing" = on ] && append="console=ttyS0 quiet panic=-1 numa_balancing=enable"
+    # shellcheck disable=SC2046
+    timeout -k 5 "$timeout_s" qemu-system-x86_64 -accel tcg -cpu max -nographic -no-reboot \
+        $(qemu_topology "$3") -kernel "$1" -initrd "$2" -append "$append" > "$4" 2>&1 || true
+}
+
+save_sysfs() { # $1 log, $2 directory
+    mkdir -p "$2"
+    tr -d '\r' < "$1" | sed -n 's/^.*NUMAPERF-SYSFS \([^ ]*\) \([0-9a-f]*\)$/\1 \2/p' |
+        while read -r path hex; do
+            mkdir -p "$2/$(dirname "$path")"
+            # shellcheck disable=SC2059
+            printf "$(sed 's/../\\x&/g' <<< "$hex")" > "$2/$path"
+        done
+}
+
+if ! install_packages; then
+    echo "SKIPPED: all guest runs (apt could not install qemu-system-x86, busybox-static, cpio)"
+    exit 0
+fi
+payload=$(build_payload)
+mode=full
+[ "$balancing" = on ] && mode=soft
+initrd=$(build_initramfs "$payload" "$mode")
+status=0 table=""
+for k in $kernels; do
+    if ! vmlinuz=$(fetch_kernel "$k"); then
+        echo "SKIPPED: Linux $k guests (the kernel package could not be downloaded)"
+        continue
+    fi
+    for topo in $topologies; do
+        logf="$cache/guest-$k-$topo-$mode.log"
+        start=$(date +%s)
+        boot "$vmlinuz" "$initrd" "$topo" "$logf"
+        secs=$(( $(date +%s) - start ))
+        [ -n "$sysfs_out" ] && save_sysfs "$logf" "$sysfs_out/$topo-$k"
+        clean=$(tr -d '\r' < "$logf")
+        while read -r name result _; do
+            table+="$(printf '%-44s %-10s %-5s %s' "$name" "$topo" "$k" "$result")"$'\n'
+        done < <(sed -n 's/^.*NUMAPERF-CASE //p' <<< "$clean")
+        done_line=$(sed -n 's/^.*NUMAPERF-DONE \([0-9]*\) \([0-9]*\).*/\1 \2/p' <<< "$clean" | tail -1)
+        exit_code=$(sed -n 's/^.*NUMAPERF-PAYLOAD-EXIT \([0-9]*\).*/\1/p' <<< "$clean" | tail -1)
+        if [ -z "$done_line" ]; then
+            log "$topo / $k: no NUMAPERF-DONE marker after ${secs}s (timeout, crash or panic); log: $logf"
+            tail -5 "$logf" >&2 || true
+            status=1
+        elif [ "${done_line#* }" != 0 ] || [ "${exit_code:-1}" != 0 ]; then
+            log "$topo / $k: failed cases:"; grep -a ' FAIL ' <<< "$clean" | sed 's/^.*NUMAPERF-CASE /  /' >&2
+            status=1
+        else
+            log "$topo / $k: ${done_line% *} passed in ${secs}s"
+        fi
+    done
+done
+printf '\n%-44s %-10s %-5s %s\n' scenario topology linux result
+printf '%s' "$table"
+[ $status = 0 ] && echo "guest runs: all passed" || echo "guest runs: FAILED"
+exit $status
