@@ -16,7 +16,7 @@ use numaperf::{LinuxBackend, MemPolicy, NumaRegion, PlacementBackend, Prefault, 
 use numaperf_sim::{KernelFeature, SimMachine};
 
 /// Scenarios whose histograms are exact on a kernel booted with numa_balancing=disable.
-const EXACT: [&str; 8] = [
+const EXACT: [&str; 14] = [
     "bind_every_node",
     "preferred_every_node",
     "local_follows_pinned_cpu",
@@ -25,6 +25,12 @@ const EXACT: [&str; 8] = [
     "weighted_interleave",
     "migrate_every_page",
     "hard_mode_verified",
+    "ltp_mbind03",
+    "ltp_mbind04",
+    "ltp_set_mempolicy01",
+    "ltp_set_mempolicy02",
+    "ltp_move_pages01_04",
+    "ltp_move_pages02_09",
 ];
 
 struct Report {

@@ -13,6 +13,8 @@ use numaperf::{
 };
 use numaperf_sim::{CallKind, Tracer};
 
+mod ltp;
+
 /// What a case found.
 pub enum Outcome {
     /// It held; the detail says what was seen (histograms).
@@ -531,6 +533,38 @@ pub fn cases<B: PlacementBackend>() -> Vec<Case<B>> {
         Case {
             name: "preferred_falls_back_by_distance",
             run: preferred_falls_back_by_distance::<B>,
+        },
+        Case {
+            name: "ltp_mbind01",
+            run: ltp::ltp_mbind01::<B>,
+        },
+        Case {
+            name: "ltp_mbind03",
+            run: ltp::ltp_mbind03::<B>,
+        },
+        Case {
+            name: "ltp_mbind04",
+            run: ltp::ltp_mbind04::<B>,
+        },
+        Case {
+            name: "ltp_set_mempolicy01",
+            run: ltp::ltp_set_mempolicy01::<B>,
+        },
+        Case {
+            name: "ltp_set_mempolicy02",
+            run: ltp::ltp_set_mempolicy02::<B>,
+        },
+        Case {
+            name: "ltp_move_pages01_04",
+            run: ltp::ltp_move_pages01_04::<B>,
+        },
+        Case {
+            name: "ltp_move_pages02_09",
+            run: ltp::ltp_move_pages02_09::<B>,
+        },
+        Case {
+            name: "ltp_move_pages06",
+            run: ltp::ltp_move_pages06::<B>,
         },
     ]
 }
