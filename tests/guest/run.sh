@@ -28,6 +28,9 @@ done
 [ "$kernels" = all ] && kernels="6.1 6.12"
 [ "$topologies" = all ] && topologies="2node 4node-cxl"
 mkdir -p "$cache"
+# Kernels are shared through the cache; everything else belongs to this run.
+work=$(mktemp -d "$cache/run.XXXXXX")
+trap 'rm -rf "$work"' EXIT
 export DEBIAN_FRONTEND=noninteractive
 
 log() { printf '[guest] %s\n' "$*" >&2; }
@@ -89,7 +92,7 @@ build_payload() {
 }
 
 build_initramfs() { # $1 = payload, $2 = payload argument; prints the image path
-    local root img="$cache/initramfs-$2.cpio.gz"
+    local root img="$work/initramfs-$2.cpio.gz"
     root=$(mktemp -d)
     mkdir -p "$root"/{bin,proc,sys,dev,tmp}
     cp /bin/busybox "$root/bin/busybox"
@@ -164,7 +167,7 @@ for k in $kernels; do
         continue
     fi
     for topo in $topologies; do
-        logf="$cache/guest-$k-$topo-$mode.log"
+        logf="${GUEST_LOGS:-$work}/guest-$k-$topo-$mode.log"
         start=$(date +%s)
         boot "$vmlinuz" "$initrd" "$topo" "$logf"
         secs=$(( $(date +%s) - start ))
