@@ -17,6 +17,7 @@
 //! in `numaperf-sim`.
 #![deny(missing_docs)]
 
+pub mod pool;
 mod region;
 pub mod thread;
 mod topology;
@@ -27,6 +28,7 @@ pub use numaperf_core::{
     RegionOptions, TopologyInfo,
 };
 pub use numaperf_linux::LinuxBackend;
+pub use pool::{Buffer, BufferPool, BufferPoolConfig, WorkerPool, WorkerPoolConfig};
 pub use region::NumaRegion;
 pub use topology::{NumaNode, Topology};
 

@@ -1,8 +1,9 @@
 //! `LinuxBackend`: `PlacementBackend` on the real kernel. rustix for mmap, madvise and
 //! affinity; the raw mempolicy calls of `mempolicy.rs` for placement and queries.
 
+use std::fmt::{self, Write as _};
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -14,6 +15,8 @@ use numaperf_core::{
     NumaError, OwnedTopology, PageLocation, PlacementBackend, Prefault, RegionOptions,
     TopologyInfo,
 };
+use rustix::fd::{AsFd, OwnedFd};
+use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 use rustix::mm::{self, Advice, MapFlags, ProtFlags};
 
@@ -31,11 +34,10 @@ pub struct LinuxBackend {
 }
 
 struct Inner {
-    root: PathBuf,
     topology: OwnedTopology,
     page_size: usize,
-    /// Whether `root` has per-node files (false: the one-node fallback).
-    has_sysfs: bool,
+    /// `root`, opened, when it has per-node files (None: the one-node fallback).
+    root_fd: Option<OwnedFd>,
     /// Probe results, by [`Probe`]: 0 unknown, 1 supported, 2 not supported.
     probes: [AtomicU8; 4],
 }
@@ -83,12 +85,19 @@ impl LinuxBackend {
 
     /// The real kernel, but with the topology (and free memory) read from `root`.
     pub fn with_sysfs_root(root: impl AsRef<Path>) -> Result<Self, NumaError> {
-        let root = root.as_ref().to_path_buf();
-        let topology = read_topology(&root)?;
+        let root = root.as_ref();
+        let topology = read_topology(root)?;
         Ok(LinuxBackend {
             inner: Arc::new(Inner {
-                has_sysfs: root.join("online").exists(),
-                root,
+                root_fd: if root.join("online").exists() {
+                    let flags = OFlags::DIRECTORY | OFlags::PATH | OFlags::CLOEXEC;
+                    Some(
+                        rustix::fs::open(root, flags, Mode::empty())
+                            .map_err(|e| errno_error("open sysfs", e))?,
+                    )
+                } else {
+                    None
+                },
                 topology,
                 page_size: rustix::param::page_size(),
                 probes: Default::default(),
@@ -106,9 +115,40 @@ impl LinuxBackend {
         Ok(SHARED.get_or_init(|| b).clone())
     }
 
-    fn read_node_file(&self, node: NodeId, name: &str) -> Result<String, NumaError> {
-        let path = self.inner.root.join(format!("node{node}/{name}"));
-        fs::read_to_string(path).map_err(|e| io_error("read sysfs", &e))
+    /// Reads a small sysfs or procfs file into `buf` without touching the heap (the
+    /// free-memory check runs on the region path): `path` relative to the node root
+    /// when `under_root`, else absolute. Returns the text read (at most `buf.len()` bytes).
+    fn read_small<'b>(
+        &self,
+        path: fmt::Arguments<'_>,
+        under_root: bool,
+        buf: &'b mut [u8],
+    ) -> Result<&'b str, NumaError> {
+        let mut name = heapless::String::<128>::new();
+        name.write_fmt(path)
+            .map_err(|_| NumaError::InvalidArgument("sysfs path too long"))?;
+        let dir = match (&self.inner.root_fd, under_root) {
+            (Some(fd), true) => fd.as_fd(),
+            _ => rustix::fs::CWD,
+        };
+        let fd = rustix::fs::openat(
+            dir,
+            name.as_str(),
+            OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| errno_error("open sysfs", e))?;
+        let mut len = 0;
+        while len < buf.len() {
+            match rustix::io::read(&fd, &mut buf[len..]) {
+                Ok(0) => break,
+                Ok(n) => len += n,
+                Err(Errno::INTR) => continue,
+                Err(e) => return Err(errno_error("read sysfs", e)),
+            }
+        }
+        core::str::from_utf8(&buf[..len])
+            .map_err(|_| NumaError::InvalidArgument("sysfs file is not text"))
     }
 
     /// Whether the kernel has a feature that answers EINVAL when missing; probed once
@@ -266,14 +306,25 @@ impl PlacementBackend for LinuxBackend {
     }
 
     fn free_memory(&self, node: NodeId, huge: HugePages) -> Result<u64, NumaError> {
-        let hugepages = |dir: &str| -> Result<u64, NumaError> {
+        // No heap: paths are formatted and files read into stack buffers.
+        let mut buf = [0u8; 4096];
+        let sysfs = self.inner.root_fd.is_some();
+        let hugepages = |dir: &str, buf: &mut [u8]| -> Result<u64, NumaError> {
             let unit = huge.unit(self.inner.page_size) as u64;
-            let text = if self.inner.has_sysfs {
-                self.read_node_file(node, &format!("hugepages/{dir}/free_hugepages"))
+            let text = if sysfs {
+                self.read_small(
+                    format_args!("node{node}/hugepages/{dir}/free_hugepages"),
+                    true,
+                    buf,
+                )
             } else {
-                fs::read_to_string(format!("/sys/kernel/mm/hugepages/{dir}/free_hugepages"))
-                    .map_err(|e| io_error("read sysfs", &e))
+                self.read_small(
+                    format_args!("/sys/kernel/mm/hugepages/{dir}/free_hugepages"),
+                    false,
+                    buf,
+                )
             };
+            // No pool of this size (no such file) means none free.
             Ok(text
                 .ok()
                 .and_then(|t| t.trim().parse::<u64>().ok())
@@ -281,16 +332,15 @@ impl PlacementBackend for LinuxBackend {
                 * unit)
         };
         match huge {
-            HugePages::Explicit2M => hugepages("hugepages-2048kB"),
-            HugePages::Explicit1G => hugepages("hugepages-1048576kB"),
+            HugePages::Explicit2M => hugepages("hugepages-2048kB", &mut buf),
+            HugePages::Explicit1G => hugepages("hugepages-1048576kB", &mut buf),
             HugePages::None | HugePages::Transparent => {
-                let text = if self.inner.has_sysfs {
-                    self.read_node_file(node, "meminfo")?
+                let text = if sysfs {
+                    self.read_small(format_args!("node{node}/meminfo"), true, &mut buf)?
                 } else {
-                    fs::read_to_string("/proc/meminfo")
-                        .map_err(|e| io_error("read /proc/meminfo", &e))?
+                    self.read_small(format_args!("/proc/meminfo"), false, &mut buf)?
                 };
-                parse_meminfo_kb(&text, "MemFree:")
+                parse_meminfo_kb(text, "MemFree:")
                     .ok_or(NumaError::InvalidArgument("meminfo has no MemFree line"))
             }
         }

@@ -131,6 +131,16 @@ impl PageCounts {
         }
     }
 
+    /// Adds another region's counts to these (e.g. a pool's regions on one node).
+    pub fn merge(&mut self, other: &PageCounts) {
+        for n in other.nodes.iter() {
+            self.per_node[n.get() as usize] += other.per_node[n.get() as usize];
+        }
+        self.nodes = self.nodes.union(&other.nodes);
+        self.not_present += other.not_present;
+        self.errors += other.errors;
+    }
+
     /// Pages on `node`.
     pub fn on(&self, node: NodeId) -> u64 {
         self.per_node.get(node.get() as usize).copied().unwrap_or(0)
@@ -355,3 +365,25 @@ macro_rules! forward_backend {
 forward_backend!(&T);
 #[cfg(feature = "alloc")]
 forward_backend!(alloc::sync::Arc<T>);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merge_adds_every_count() {
+        let (mut a, mut b) = (PageCounts::new(), PageCounts::new());
+        a.record(PageLocation::Node(NodeId::new(0)));
+        a.record(PageLocation::NotPresent);
+        b.record(PageLocation::Node(NodeId::new(0)));
+        b.record(PageLocation::Node(NodeId::new(1023)));
+        b.record(PageLocation::Error(14));
+        a.merge(&b);
+        assert_eq!((a.on(NodeId::new(0)), a.on(NodeId::new(1023))), (2, 1));
+        assert_eq!(
+            (a.present(), a.not_present(), a.errors(), a.total()),
+            (3, 1, 1, 5)
+        );
+        assert_eq!(a.nodes().count(), 2);
+    }
+}

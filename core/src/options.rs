@@ -48,6 +48,11 @@ impl HugePages {
             HugePages::Explicit1G => 1 << 30,
         }
     }
+
+    /// Whether these are hugetlb pages from a reserved pool (2 MiB or 1 GiB).
+    pub fn is_explicit(self) -> bool {
+        matches!(self, HugePages::Explicit2M | HugePages::Explicit1G)
+    }
 }
 
 /// How node ids in a policy's mask are read (the kernel's mode flags).

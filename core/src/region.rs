@@ -48,9 +48,19 @@ impl<B: PlacementBackend + ?Sized> Drop for UnmapGuard<'_, B> {
     }
 }
 
+/// Requests below `1 / CAPACITY_CHECK_FRACTION` of the total memory of the nodes they may
+/// use skip [`check_capacity`]'s free-memory query (a sysfs read per node on Linux), so
+/// an ordinary region costs only its mmap, mbind, populate and munmap.
+pub const CAPACITY_CHECK_FRACTION: u64 = 16;
+
 /// Checks that the nodes a region may use have `bytes` free (an over-capacity bound
 /// populate would get the process OOM-killed, which a library must not walk into).
 /// Racy by nature: it rules out what can be foreseen, not what other processes do next.
+///
+/// Base-page and THP requests under `1/CAPACITY_CHECK_FRACTION` of those nodes' total
+/// memory pass without a query: they can exhaust a node only when it is already nearly
+/// full, which the query could not promise to catch either (other processes allocate
+/// concurrently). Explicit huge pages are always checked: their pools are small.
 pub fn check_capacity<B: PlacementBackend + ?Sized>(
     b: &B,
     policy: &MemPolicy,
@@ -63,6 +73,14 @@ pub fn check_capacity<B: PlacementBackend + ?Sized>(
         MemPolicy::Bind(_) => *eff,
         _ => topo.allowed_nodes().intersection(topo.memory_nodes()),
     };
+    if !opts.huge_pages.is_explicit() {
+        let total = nodes.iter().fold(0u64, |t, n| {
+            t.saturating_add(topo.node_memory(n).unwrap_or(0))
+        });
+        if (bytes as u64) < total / CAPACITY_CHECK_FRACTION {
+            return Ok(());
+        }
+    }
     let mut available: u64 = 0;
     for n in nodes.iter() {
         available = available.saturating_add(b.free_memory(n, opts.huge_pages)?);
@@ -353,11 +371,12 @@ mod tests {
             .unwrap_err(),
             NumaError::NodeNotFound(NodeId::new(3))
         );
-        // 2 MiB bound to node 0, which has 1 MiB free: refused before mapping.
+        // 128 MiB (an eighth of the node: checked) bound to node 0, which has 1 MiB free:
+        // refused before mapping.
         assert_eq!(
-            create_region(&b, 2 << 20, &bind0(), &o, Prefault::Touch).unwrap_err(),
+            create_region(&b, 128 << 20, &bind0(), &o, Prefault::Touch).unwrap_err(),
             NumaError::InsufficientMemory {
-                requested: 2 << 20,
+                requested: 128 << 20,
                 available: 1 << 20
             }
         );
@@ -370,6 +389,34 @@ mod tests {
             round_to_unit(1, HugePages::Explicit2M.unit(4096)),
             Ok(2 << 20)
         );
+    }
+
+    #[test]
+    fn small_regions_skip_the_capacity_query_and_large_ones_make_it() {
+        // Node 0 has 1 GiB: below 1/16 of it no query; at 1/16 one query per node.
+        for (len, queries) in [((64 << 20) - 4096, 0), (64 << 20, 1)] {
+            let mut b = mock();
+            b.checkpoint();
+            b.expect_topology().return_const(topo());
+            b.expect_base_page_size().return_const(4096usize);
+            b.expect_free_memory()
+                .times(queries)
+                .returning(|_, _| Ok(1 << 30));
+            b.expect_map().returning(|len, _| {
+                // SAFETY: dangling but aligned; the mock never touches memory.
+                Ok(unsafe { Mapping::from_raw_parts(NonNull::dangling(), len, len, 4096) })
+            });
+            b.expect_apply_policy().returning(|_, _, _, _| Ok(()));
+            b.expect_prefault().returning(|_, _| Ok(()));
+            let r = create_region(
+                &b,
+                len,
+                &bind0(),
+                &RegionOptions::default(),
+                Prefault::Populate,
+            );
+            assert!(r.is_ok(), "{len}: {r:?}");
+        }
     }
 
     #[test]

@@ -9,12 +9,16 @@
 # kernels (6.1 from bookworm, 6.12 from bookworm-backports through a private sources list)
 # into $GUEST_CACHE (default .guest-cache/), builds examples/guest_suite.rs statically, and
 # prints a table: scenario x topology x kernel x result. Exit 0 only if every run passed.
+# QEMU is bookworm-backports' (extracted into the cache; see fetch_qemu). Knobs for
+# experiments: GUEST_QEMU / GUEST_QEMU_ARGS (another binary), GUEST_QEMU_CPU (default max),
+# GUEST_QEMU_ACCEL (default tcg), GUEST_APPEND (extra kernel arguments), GUEST_LOGS (keep logs).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 cache=${GUEST_CACHE:-$repo/.guest-cache}
 kernels=all topologies=all balancing=off timeout_s=240 sysfs_out=""
+qemu_accel=${GUEST_QEMU_ACCEL:-tcg} qemu_cpu=${GUEST_QEMU_CPU:-max}
 while [ $# -gt 0 ]; do
     case $1 in
         --kernel) kernels=$2; shift 2 ;;
@@ -59,15 +63,21 @@ resolve_image() {
         sed -n 's/^ *Depends: \(linux-image-[0-9][^ ]*-cloud-amd64\).*/\1/p' | grep -v unsigned | head -1
 }
 
+# Fetches the bookworm-backports package lists into the cache (once per run).
+bpo_update() {
+    [ -e "$work/bpo-updated" ] && return 0
+    mkdir -p "$cache/bpo/lists/partial" "$cache/bpo/cache/archives/partial"
+    echo "deb http://deb.debian.org/debian bookworm-backports main" > "$cache/bpo/sources.list"
+    # shellcheck disable=SC2046
+    apt-get $(bpo_opts) update -qq >/dev/null && touch "$work/bpo-updated"
+}
+
 fetch_kernel() { # $1 = 6.1 | 6.12; prints the vmlinuz path
     local want=$1 out="$cache/vmlinuz-$1" opts="" pkg dir
     if [ -s "$out" ]; then echo "$out"; return; fi
     if [ "$want" = 6.12 ]; then
-        mkdir -p "$cache/bpo/lists/partial" "$cache/bpo/cache/archives/partial"
-        echo "deb http://deb.debian.org/debian bookworm-backports main" > "$cache/bpo/sources.list"
+        bpo_update || return 1
         opts=$(bpo_opts)
-        # shellcheck disable=SC2086
-        apt-get $opts update -qq >/dev/null
     fi
     pkg=$(resolve_image "$opts")
     if [ -z "$pkg" ] && [ -z "$opts" ]; then
@@ -82,6 +92,27 @@ fetch_kernel() { # $1 = 6.1 | 6.12; prints the vmlinuz path
     cp "$dir"/x/boot/vmlinuz-* "$out"
     rm -rf "$dir"
     echo "$out"
+}
+
+# QEMU 7.2 (bookworm) TCG crashes 6.12 guests in about half the boots on some hosts
+# (AMD EPYC here: GP faults in iretq, double faults with garbage EFLAGS, before or after
+# init); QEMU 10 from bookworm-backports booted the same guests 8 of 8 times. So the runner
+# extracts backports' QEMU into the cache (nothing installed) and uses it; its libraries
+# are the ones bookworm's qemu-system-x86 already pulled in. Prints "binary|-L args".
+fetch_qemu() {
+    local dir="$cache/qemu-bpo" tmp
+    local bin="$dir/usr/bin/qemu-system-x86_64" args="-L $dir/usr/share/seabios -L $dir/usr/share/qemu"
+    if ! [ -x "$bin" ] || ! "$bin" --version >/dev/null 2>&1; then
+        bpo_update || return 1
+        tmp=$(mktemp -d)
+        # shellcheck disable=SC2046
+        (cd "$tmp" && apt-get $(bpo_opts) -o APT::Sandbox::User=root download \
+            qemu-system-x86 qemu-system-common qemu-system-data seabios >/dev/null &&
+            rm -rf "$dir" && for d in ./*.deb; do dpkg -x "$d" "$dir"; done) || { rm -rf "$tmp"; return 1; }
+        rm -rf "$tmp"
+        "$bin" --version >/dev/null 2>&1 || return 1
+    fi
+    echo "$bin|$args"
 }
 
 build_payload() {
@@ -137,8 +168,9 @@ qemu_topology() { # $1 = topology name; prints QEMU arguments
 boot() { # $1 kernel image, $2 initramfs, $3 topology, $4 log file
     local append="console=ttyS0 quiet panic=-1 numa_balancing=disable"
     [ "$balancing" = on ] && append="console=ttyS0 quiet panic=-1 numa_balancing=enable"
+    append="$append ${GUEST_APPEND:-}"
     # shellcheck disable=SC2046
-    timeout -k 5 "$timeout_s" qemu-system-x86_64 -accel tcg -cpu max -nographic -no-reboot \
+    timeout -k 5 "$timeout_s" "$qemu_bin" $qemu_args -accel "$qemu_accel" -cpu "$qemu_cpu" -nographic -no-reboot -nic none \
         $(qemu_topology "$3") -kernel "$1" -initrd "$2" -append "$append" > "$4" 2>&1 || true
 }
 
@@ -156,6 +188,16 @@ if ! install_packages; then
     echo "SKIPPED: all guest runs (apt could not install qemu-system-x86, busybox-static, cpio)"
     exit 0
 fi
+if [ -n "${GUEST_QEMU:-}" ]; then
+    qemu_bin=$GUEST_QEMU qemu_args=${GUEST_QEMU_ARGS:-}
+elif q=$(fetch_qemu); then
+    qemu_bin=${q%%|*} qemu_args=${q#*|}
+else
+    qemu_bin=qemu-system-x86_64 qemu_args=""
+    echo "WARNING: backports QEMU unavailable; using $(qemu-system-x86_64 --version | head -1)," \
+         "whose TCG crashes some 6.12 boots on this host class (boot crashes are retried)"
+fi
+log "$("$qemu_bin" --version | head -1)"
 payload=$(build_payload)
 mode=full
 [ "$balancing" = on ] && mode=soft
@@ -169,7 +211,14 @@ for k in $kernels; do
     for topo in $topologies; do
         logf="${GUEST_LOGS:-$work}/guest-$k-$topo-$mode.log"
         start=$(date +%s)
-        boot "$vmlinuz" "$initrd" "$topo" "$logf"
+        for attempt in 1 2 3; do
+            boot "$vmlinuz" "$initrd" "$topo" "$logf"
+            # Only a kernel that died before running init is booted again: the payload never
+            # ran, so nothing of ours was judged. Anything after NUMAPERF-BOOTED counts.
+            grep -aq NUMAPERF-BOOTED "$logf" && break
+            log "$topo / $k: the kernel died before init ran (attempt $attempt of 3):"
+            tr -d '\r' < "$logf" | grep -a -m3 -E 'panic|Oops|fault' >&2 || true
+        done
         secs=$(( $(date +%s) - start ))
         [ -n "$sysfs_out" ] && save_sysfs "$logf" "$sysfs_out/$topo-$k"
         clean=$(tr -d '\r' < "$logf")

@@ -1,0 +1,10 @@
+//! Per-node pools: fixed-size buffers placed on each node, and workers pinned per node.
+//! Both are generic over the backend, so they run on the simulator as on the kernel.
+
+mod buffer;
+mod worker;
+
+pub use buffer::{Buffer, BufferPool, BufferPoolConfig, FallbackReason, NodeStats};
+pub use worker::{
+    JoinHandle, Scope, Shutdown, Steal, TaskError, WorkerPool, WorkerPoolConfig, WorkerStats,
+};
