@@ -40,7 +40,12 @@ struct Inner {
     root_fd: Option<OwnedFd>,
     /// Probe results, by [`Probe`]: 0 unknown, 1 supported, 2 not supported.
     probes: [AtomicU8; 4],
+    /// Whether the system's THP mode is `always` (read once at creation).
+    thp_always: bool,
 }
+
+/// The system-wide transparent huge page mode.
+const THP_ENABLED: &str = "/sys/kernel/mm/transparent_hugepage/enabled";
 
 /// Kernel features that answer EINVAL when missing, probed on a scratch page.
 #[derive(Clone, Copy)]
@@ -101,6 +106,7 @@ impl LinuxBackend {
                 topology,
                 page_size: rustix::param::page_size(),
                 probes: Default::default(),
+                thp_always: fs::read_to_string(THP_ENABLED).is_ok_and(|t| t.contains("[always]")),
             }),
         })
     }
@@ -424,6 +430,17 @@ impl PlacementBackend for LinuxBackend {
             )
         }
         .map_err(|e| self.mbind_error(policy, opts, e))?;
+        let interleaves = matches!(
+            policy,
+            MemPolicy::Interleave(_) | MemPolicy::WeightedInterleave(_)
+        );
+        if interleaves && opts.huge_pages == HugePages::None && self.inner.thp_always {
+            // With THP `always` the kernel would back aligned 2 MiB blocks with huge pages
+            // and interleave them whole; base pages were asked for, so the unit stays 4 KiB.
+            // SAFETY: `m` is our own live mapping; the advice changes only its page size.
+            unsafe { mm::madvise(m.as_ptr().cast(), m.mapped_len(), Advice::LinuxNoHugepage) }
+                .map_err(|e| errno_error("madvise(MADV_NOHUGEPAGE)", e))?;
+        }
         if let Some(home) = opts.home_node {
             // SAFETY: as above; the call sets the home node of our own range's policy.
             unsafe {

@@ -28,7 +28,10 @@ pub enum Enforcement {
 /// Page size backing a region.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum HugePages {
-    /// Base pages (4 KiB on x86_64); the kernel may still use THP if set to `always`.
+    /// Base pages (4 KiB on x86_64). When the system's THP mode is `always` the kernel may
+    /// still back aligned 2 MiB blocks with huge pages; the Linux backend prevents that
+    /// (`MADV_NOHUGEPAGE`) for interleaving policies, whose unit would otherwise become
+    /// 2 MiB, and leaves it for the others, where it changes only how pages are grouped.
     #[default]
     None,
     /// Transparent huge pages, asked for with `MADV_HUGEPAGE` (region aligned to 2 MiB).
