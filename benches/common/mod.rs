@@ -1,0 +1,172 @@
+//! The cases the region benchmarks and `examples/bench_report.rs` share: each numaperf
+//! operation and its raw baseline, written directly with rustix and the raw mempolicy
+//! syscalls (no numaperf code on the baseline's path but the one-line syscall wrappers).
+
+#![allow(dead_code)]
+
+use std::hint::black_box;
+use std::path::Path;
+
+use numaperf::{
+    HugePages, MemPolicy, NodeId, NodeMask, NumaRegion, Prefault, RegionOptions, Topology,
+};
+use numaperf_linux::mempolicy as mp;
+use rustix::mm::{self, Advice, MapFlags, ProtFlags};
+
+/// Region sizes the issue asks for.
+pub const SIZES: [(usize, &str); 4] = [
+    (64 << 10, "64K"),
+    (2 << 20, "2M"),
+    (64 << 20, "64M"),
+    (1 << 30, "1G"),
+];
+
+/// The two policies measured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Policy {
+    /// `MPOL_LOCAL`.
+    Local,
+    /// `MPOL_BIND` to node 0.
+    Bind0,
+}
+
+impl Policy {
+    pub fn name(self) -> &'static str {
+        match self {
+            Policy::Local => "local",
+            Policy::Bind0 => "bind0",
+        }
+    }
+
+    fn numaperf(self) -> MemPolicy {
+        match self {
+            Policy::Local => MemPolicy::Local,
+            Policy::Bind0 => MemPolicy::Bind(NodeMask::single(NodeId::new(0))),
+        }
+    }
+}
+
+pub fn prefault_name(p: Prefault) -> &'static str {
+    match p {
+        Prefault::None => "none",
+        Prefault::Touch => "touch",
+        Prefault::Populate => "populate",
+    }
+}
+
+/// numaperf: create a region and drop it.
+pub fn lib_region(size: usize, policy: Policy, prefault: Prefault, thp: bool) {
+    let opts = if thp {
+        RegionOptions::new().huge_pages(HugePages::Transparent)
+    } else {
+        RegionOptions::new()
+    };
+    let r = NumaRegion::anon(size, policy.numaperf(), opts, prefault).expect("region");
+    black_box(r.as_ptr());
+}
+
+/// The raw baseline: mmap (THP: over-map, trim to 2 MiB alignment, MADV_HUGEPAGE), mbind,
+/// then MADV_POPULATE_WRITE or a write per page, then munmap.
+pub fn raw_region(size: usize, policy: Policy, prefault: Prefault, thp: bool) {
+    const HUGE: usize = 2 << 20;
+    let page = rustix::param::page_size();
+    let len = size.div_ceil(page) * page;
+    let (mode, mask, maxnode) = match policy {
+        Policy::Local => (mp::MPOL_LOCAL, [0usize], 0),
+        Policy::Bind0 => (mp::MPOL_BIND, [1usize], 2),
+    };
+    let map = |len| {
+        // SAFETY: a fresh anonymous private mapping; nothing else refers to it.
+        unsafe {
+            mm::mmap_anonymous(
+                std::ptr::null_mut(),
+                len,
+                ProtFlags::READ | ProtFlags::WRITE,
+                MapFlags::PRIVATE,
+            )
+        }
+        .expect("mmap") as usize
+    };
+    let start = if thp {
+        let raw = map(len + HUGE);
+        let start = raw.next_multiple_of(HUGE);
+        // SAFETY: trimming the unaligned head and tail of our own fresh mapping, then
+        // advising the rest.
+        unsafe {
+            if start > raw {
+                mm::munmap(raw as *mut _, start - raw).expect("munmap head");
+            }
+            let tail = raw + len + HUGE - (start + len);
+            if tail > 0 {
+                mm::munmap((start + len) as *mut _, tail).expect("munmap tail");
+            }
+            mm::madvise(start as *mut _, len, Advice::LinuxHugepage).expect("madvise");
+        }
+        start
+    } else {
+        map(len)
+    };
+    let used = if maxnode == 0 { &[][..] } else { &mask[..] };
+    // SAFETY: our own mapping; mbind sets its policy only.
+    unsafe { mp::mbind(start as *mut u8, len, mode, used, maxnode, 0) }.expect("mbind");
+    match prefault {
+        Prefault::None => {}
+        // SAFETY: populating our own read-write mapping.
+        Prefault::Populate => unsafe {
+            mm::madvise(start as *mut _, len, Advice::LinuxPopulateWrite).expect("populate")
+        },
+        Prefault::Touch => {
+            for off in (0..len).step_by(page) {
+                // SAFETY: inside our own read-write mapping.
+                unsafe { ((start + off) as *mut u8).write_volatile(0) };
+            }
+        }
+    }
+    black_box(start);
+    // SAFETY: unmapping our own mapping, referenced by nothing.
+    unsafe { mm::munmap(start as *mut _, len) }.expect("munmap");
+}
+
+/// numaperf: discover the topology under `root` (None: the live machine).
+pub fn lib_discover(root: Option<&Path>) {
+    let t = match root {
+        None => Topology::discover().expect("discover"),
+        Some(r) => {
+            let b = numaperf::LinuxBackend::with_sysfs_root(r).expect("sysfs tree");
+            Topology::from_info(numaperf::PlacementBackend::topology(&b)).expect("topology")
+        }
+    };
+    black_box(t.node_count());
+}
+
+/// The raw baseline: read the same files (online list, each node's cpulist, meminfo and
+/// distance, the process's allowed sets) into one reused buffer, without parsing.
+pub fn raw_discover(root: &Path, buf: &mut Vec<u8>) {
+    use std::io::Read;
+    let mut read = |p: &Path| {
+        buf.clear();
+        if let Ok(mut f) = std::fs::File::open(p) {
+            let _ = f.read_to_end(buf);
+        }
+        black_box(buf.len());
+    };
+    read(&root.join("online"));
+    read(&root.join("possible"));
+    read(&root.join("has_memory"));
+    read(&root.join("has_cpu"));
+    read(Path::new("/proc/self/status"));
+    let online = std::fs::read_to_string(root.join("online")).unwrap_or_default();
+    let Ok(nodes) = numaperf::core::parse::parse_list::<NodeId, 16>(&online) else {
+        return;
+    };
+    for n in nodes.iter() {
+        for f in ["cpulist", "meminfo", "distance"] {
+            read(&root.join(format!("node{n}/{f}")));
+        }
+    }
+}
+
+/// Where the captured 8-node tree is.
+pub fn eight_node_tree() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("backend-sim/testdata/8node-asym")
+}
