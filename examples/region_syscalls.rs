@@ -6,6 +6,12 @@ use numaperf::{
     HugePages, MemPolicy, NodeId, NodeMask, NumaRegion, Prefault, RegionOptions, Topology,
 };
 
+/// One `write(2)` per marker (eprintln! may split a line into several writes).
+fn mark(what: &str, name: &str) {
+    use std::io::Write;
+    let _ = std::io::stderr().write_all(format!("NUMAPERF-MARK {what} {name}\n").as_bytes());
+}
+
 fn main() -> Result<(), numaperf::NumaError> {
     let bind0 = MemPolicy::Bind(NodeMask::single(NodeId::new(0)));
     let thp = RegionOptions::new().huge_pages(HugePages::Transparent);
@@ -65,14 +71,14 @@ fn main() -> Result<(), numaperf::NumaError> {
         drop(NumaRegion::anon(*len, policy.clone(), *opts, *prefault)?);
     }
     for (name, policy, opts, prefault, len) in cases {
-        eprintln!("NUMAPERF-MARK begin {name}");
+        mark("begin", name);
         let r = NumaRegion::anon(len, policy, opts, prefault)?;
         drop(r);
-        eprintln!("NUMAPERF-MARK end {name}");
+        mark("end", name);
     }
-    eprintln!("NUMAPERF-MARK begin discover");
+    mark("begin", "discover");
     let t = Topology::discover()?;
-    eprintln!("NUMAPERF-MARK end discover");
+    mark("end", "discover");
     std::hint::black_box(t);
     Ok(())
 }
