@@ -4,6 +4,8 @@
 use std::fs;
 use std::path::Path;
 
+use rustix::fd::{AsFd, BorrowedFd};
+
 use numaperf_core::parse::parse_meminfo_kb;
 use numaperf_core::sysfs::{parse_status, topology_from_sysfs, ProcessAllowed};
 use numaperf_core::{CpuSet, NodeId, NodeMask, NumaError, OwnedNodeInfo, OwnedTopology};
@@ -28,7 +30,18 @@ pub fn read_topology(root: impl AsRef<Path>) -> Result<OwnedTopology, NumaError>
     } else {
         ProcessAllowed::default()
     };
-    let read = |p: &str| read_text(&root.join(p));
+    // Files are opened relative to the opened root: two path components to walk per
+    // file instead of six (kernfs revalidates each one).
+    use rustix::fs::{Mode, OFlags};
+    let dir = rustix::fs::open(
+        root,
+        OFlags::DIRECTORY | OFlags::PATH | OFlags::CLOEXEC,
+        Mode::empty(),
+    );
+    let read = |p: &str| match &dir {
+        Ok(d) => read_text_at(d.as_fd(), Path::new(p)),
+        Err(_) => read_text(&root.join(p)),
+    };
     match topology_from_sysfs(read, allowed)? {
         Some(t) => Ok(t),
         None => single_node(allowed),
@@ -73,8 +86,13 @@ fn allowed_by_syscalls() -> Option<ProcessAllowed> {
 /// page; seq_file fills the buffer record by record), so a read shorter than the buffer is
 /// the end of the file. A full buffer (never for these files) takes the general path.
 fn read_text(path: &Path) -> Option<String> {
+    read_text_at(rustix::fs::CWD, path)
+}
+
+/// [`read_text`] of `path` relative to the directory `dir`.
+fn read_text_at(dir: BorrowedFd<'_>, path: &Path) -> Option<String> {
     use rustix::fs::{Mode, OFlags};
-    let fd = rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()).ok()?;
+    let fd = rustix::fs::openat(dir, path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()).ok()?;
     let mut buf = [0u8; 8192];
     let n = loop {
         match rustix::io::read(&fd, &mut buf) {
@@ -83,7 +101,11 @@ fn read_text(path: &Path) -> Option<String> {
         }
     };
     if n == buf.len() {
-        return fs::read_to_string(path).ok();
+        let mut text = String::from_utf8(buf.to_vec()).ok()?;
+        let mut rest = Vec::new();
+        std::io::Read::read_to_end(&mut fs::File::from(fd), &mut rest).ok()?;
+        text.push_str(std::str::from_utf8(&rest).ok()?);
+        return Some(text);
     }
     String::from_utf8(buf[..n].to_vec()).ok()
 }
@@ -106,6 +128,17 @@ fn single_node(allowed: ProcessAllowed) -> Result<OwnedTopology, NumaError> {
 mod tests {
     use super::*;
     use numaperf_core::TopologyInfo;
+
+    #[test]
+    fn long_files_are_read_whole() {
+        let path = std::env::temp_dir().join(format!("numaperf-long-{}", std::process::id()));
+        let text: String = (0..3000).map(|i| format!("{i},")).collect();
+        assert!(text.len() > 8192);
+        std::fs::write(&path, &text).unwrap();
+        assert_eq!(read_text(&path).as_deref(), Some(text.as_str()));
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(read_text(&path), None);
+    }
 
     #[test]
     fn allowed_sets_from_syscalls_match_proc_self_status() {
