@@ -506,9 +506,20 @@ fn tracer_counts_calls_per_region() {
     assert_eq!(per_kind, [1, 1, 1, 1]);
     assert_eq!(
         c.get(CallKind::FreeMemory),
-        1,
-        "one capacity read for a one-node Bind"
+        0,
+        "4 pages are under 1/16 of the node: no capacity read"
     );
+    // A region of 1/16 of its node (1 MiB of 16) is checked: one read for a one-node Bind.
+    let m = region(
+        &t,
+        256,
+        MemPolicy::Bind(mask(&[0])),
+        Default::default(),
+        Prefault::Populate,
+    )
+    .unwrap();
+    drop_region(&t, m);
+    assert_eq!(t.calls().get(CallKind::FreeMemory), 1);
 }
 
 #[test]
