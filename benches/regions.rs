@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::{Policy, SIZES};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use numaperf::{MemPolicy, NodeId, NodeMask, NumaRegion, Prefault, RegionOptions};
+use numaperf::Prefault;
 
 fn create_drop(c: &mut Criterion) {
     for &(size, label) in &SIZES {
@@ -56,13 +56,7 @@ fn placement(c: &mut Criterion) {
     let size = 1 << 30;
     let mut g = c.benchmark_group("placement 1G");
     g.sample_size(10);
-    let region = NumaRegion::anon(
-        size,
-        MemPolicy::Bind(NodeMask::single(NodeId::new(0))),
-        RegionOptions::new(),
-        Prefault::Populate,
-    )
-    .expect("a populated 1 GiB region");
+    let region = common::bound_populated(size);
     g.bench_function("placement()", |b| {
         b.iter(|| region.placement().expect("placement"))
     });
@@ -77,16 +71,15 @@ fn discover(c: &mut Criterion) {
     let mut g = c.benchmark_group("discover");
     let live = std::path::Path::new(numaperf::LinuxBackend::SYSFS_ROOT);
     let eight = common::eight_node_tree();
-    let mut buf = Vec::new();
     g.bench_function("numaperf host", |b| b.iter(|| common::lib_discover(None)));
-    g.bench_function("raw reads host", |b| {
-        b.iter(|| common::raw_discover(live, &mut buf))
+    g.bench_function("raw syscalls host", |b| {
+        b.iter(|| common::raw_discover(live))
     });
     g.bench_function("numaperf 8-node tree", |b| {
         b.iter(|| common::lib_discover(Some(&eight)))
     });
-    g.bench_function("raw reads 8-node tree", |b| {
-        b.iter(|| common::raw_discover(&eight, &mut buf))
+    g.bench_function("raw syscalls 8-node tree", |b| {
+        b.iter(|| common::raw_discover(&eight))
     });
     g.finish();
 }

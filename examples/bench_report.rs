@@ -13,7 +13,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{Policy, SIZES};
-use numaperf::{MemPolicy, NodeId, NodeMask, NumaRegion, Prefault, RegionOptions};
+use numaperf::Prefault;
 
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
@@ -138,13 +138,7 @@ fn main() {
     println!();
     // placement() of a populated region, against its populate time.
     let size = if quick { 64 << 20 } else { 1 << 30 };
-    let region = NumaRegion::anon(
-        size,
-        MemPolicy::Bind(NodeMask::single(NodeId::new(0))),
-        RegionOptions::new(),
-        Prefault::Populate,
-    )
-    .expect("region");
+    let region = common::bound_populated(size);
     let mut runs = Vec::new();
     for _ in 0..rounds_for(size, quick) {
         runs.push(time(&mut || {
@@ -170,18 +164,19 @@ fn main() {
     println!();
     let live = std::path::Path::new(numaperf::LinuxBackend::SYSFS_ROOT);
     let eight = common::eight_node_tree();
-    let mut buf = Vec::new();
     let (lib, raw) = pair(
         201,
         || common::lib_discover(None),
-        || common::raw_discover(live, &mut buf),
+        || common::raw_discover(live),
     );
     row("discover() this host", lib, raw, None);
     let (lib, raw) = pair(
         201,
         || common::lib_discover(Some(&eight)),
-        || common::raw_discover(&eight, &mut buf),
+        || common::raw_discover(&eight),
     );
     row("discover() captured 8-node tree", lib, raw, None);
-    println!("(discover's raw column only reads the same files, without parsing)");
+    println!(
+        "(discover's raw column makes the same syscalls, without parsing or building anything)"
+    );
 }

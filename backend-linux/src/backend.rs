@@ -8,20 +8,19 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use numaperf_core::parse::parse_meminfo_kb;
 use numaperf_core::region::round_to_unit;
+use numaperf_core::sysfs::node_free_bytes;
 use numaperf_core::{
     CpuLocation, CpuSet, HugePages, Mapping, MemPolicy, NodeId, NodeMask, NodeMode, NodeWeights,
     NumaError, OwnedTopology, PageLocation, PlacementBackend, Prefault, RegionOptions,
     TopologyInfo,
 };
 use rustix::fd::{AsFd, OwnedFd};
-use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 use rustix::mm::{self, Advice, MapFlags, ProtFlags};
 
 use crate::mempolicy as mp;
-use crate::topology::{read_topology, SYSFS_NODE_ROOT};
+use crate::topology::{cpuset_from, read_once, read_text, read_topology_at, SYSFS_NODE_ROOT};
 
 const HUGE_2M: usize = 2 << 20;
 /// Where the kernel keeps the weighted-interleave weights (Linux 6.9).
@@ -40,12 +39,29 @@ struct Inner {
     root_fd: Option<OwnedFd>,
     /// Probe results, by [`Probe`]: 0 unknown, 1 supported, 2 not supported.
     probes: [AtomicU8; 4],
-    /// Whether the system's THP mode is `always` (read once at creation).
-    thp_always: bool,
+    /// Whether anonymous memory gets transparent huge pages without `MADV_HUGEPAGE`
+    /// (see [`thp_without_advice`]; read once at creation).
+    thp_unadvised: bool,
 }
 
-/// The system-wide transparent huge page mode.
-const THP_ENABLED: &str = "/sys/kernel/mm/transparent_hugepage/enabled";
+/// The transparent huge page settings: `enabled` (system-wide) and, from Linux 6.8,
+/// `hugepages-<size>kB/enabled` per multi-size THP.
+const THP_DIR: &str = "/sys/kernel/mm/transparent_hugepage";
+
+/// Whether the kernel may back anonymous memory with huge pages (of any size) that was
+/// not advised `MADV_HUGEPAGE`: the system mode is `always`, or some size's own mode is
+/// (a size set to `inherit` follows the system mode). Such a folio is interleaved whole.
+/// `dir` is [`THP_DIR`] or a copy of it.
+fn thp_without_advice(dir: &Path) -> bool {
+    let always = |p: &Path| read_text(p).is_some_and(|t| t.contains("[always]"));
+    always(&dir.join("enabled"))
+        || fs::read_dir(dir).is_ok_and(|dir| {
+            dir.flatten().any(|e| {
+                e.file_name().to_string_lossy().starts_with("hugepages-")
+                    && always(&e.path().join("enabled"))
+            })
+        })
+}
 
 /// Kernel features that answer EINVAL when missing, probed on a scratch page.
 #[derive(Clone, Copy)]
@@ -90,23 +106,14 @@ impl LinuxBackend {
 
     /// The real kernel, but with the topology (and free memory) read from `root`.
     pub fn with_sysfs_root(root: impl AsRef<Path>) -> Result<Self, NumaError> {
-        let root = root.as_ref();
-        let topology = read_topology(root)?;
+        let (topology, root_fd) = read_topology_at(root.as_ref())?;
         Ok(LinuxBackend {
             inner: Arc::new(Inner {
-                root_fd: if root.join("online").exists() {
-                    let flags = OFlags::DIRECTORY | OFlags::PATH | OFlags::CLOEXEC;
-                    Some(
-                        rustix::fs::open(root, flags, Mode::empty())
-                            .map_err(|e| errno_error("open sysfs", e))?,
-                    )
-                } else {
-                    None
-                },
                 topology,
                 page_size: rustix::param::page_size(),
+                root_fd,
                 probes: Default::default(),
-                thp_always: fs::read_to_string(THP_ENABLED).is_ok_and(|t| t.contains("[always]")),
+                thp_unadvised: thp_without_advice(Path::new(THP_DIR)),
             }),
         })
     }
@@ -122,38 +129,24 @@ impl LinuxBackend {
     }
 
     /// Reads a small sysfs or procfs file into `buf` without touching the heap (the
-    /// free-memory check runs on the region path): `path` relative to the node root
-    /// when `under_root`, else absolute. Returns the text read (at most `buf.len()` bytes).
+    /// free-memory check runs on the region path): a relative `path` is under the node
+    /// root, an absolute one is itself. Returns the text read (at most `buf.len()` bytes).
     fn read_small<'b>(
         &self,
         path: fmt::Arguments<'_>,
-        under_root: bool,
         buf: &'b mut [u8],
     ) -> Result<&'b str, NumaError> {
         let mut name = heapless::String::<128>::new();
         name.write_fmt(path)
             .map_err(|_| NumaError::InvalidArgument("sysfs path too long"))?;
-        let dir = match (&self.inner.root_fd, under_root) {
-            (Some(fd), true) => fd.as_fd(),
-            _ => rustix::fs::CWD,
-        };
-        let fd = rustix::fs::openat(
-            dir,
-            name.as_str(),
-            OFlags::RDONLY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| errno_error("open sysfs", e))?;
-        let mut len = 0;
-        while len < buf.len() {
-            match rustix::io::read(&fd, &mut buf[len..]) {
-                Ok(0) => break,
-                Ok(n) => len += n,
-                Err(Errno::INTR) => continue,
-                Err(e) => return Err(errno_error("read sysfs", e)),
-            }
-        }
-        core::str::from_utf8(&buf[..len])
+        let dir = self
+            .inner
+            .root_fd
+            .as_ref()
+            .map_or(rustix::fs::CWD, |fd| fd.as_fd());
+        let (_, n) =
+            read_once(dir, name.as_str(), buf).map_err(|e| errno_error("read sysfs", e))?;
+        core::str::from_utf8(&buf[..n])
             .map_err(|_| NumaError::InvalidArgument("sysfs file is not text"))
     }
 
@@ -320,13 +313,11 @@ impl PlacementBackend for LinuxBackend {
             let text = if sysfs {
                 self.read_small(
                     format_args!("node{node}/hugepages/{dir}/free_hugepages"),
-                    true,
                     buf,
                 )
             } else {
                 self.read_small(
                     format_args!("/sys/kernel/mm/hugepages/{dir}/free_hugepages"),
-                    false,
                     buf,
                 )
             };
@@ -342,11 +333,11 @@ impl PlacementBackend for LinuxBackend {
             HugePages::Explicit1G => hugepages("hugepages-1048576kB", &mut buf),
             HugePages::None | HugePages::Transparent => {
                 let text = if sysfs {
-                    self.read_small(format_args!("node{node}/meminfo"), true, &mut buf)?
+                    self.read_small(format_args!("node{node}/meminfo"), &mut buf)?
                 } else {
-                    self.read_small(format_args!("/proc/meminfo"), false, &mut buf)?
+                    self.read_small(format_args!("/proc/meminfo"), &mut buf)?
                 };
-                parse_meminfo_kb(text, "MemFree:")
+                node_free_bytes(text)
                     .ok_or(NumaError::InvalidArgument("meminfo has no MemFree line"))
             }
         }
@@ -434,9 +425,10 @@ impl PlacementBackend for LinuxBackend {
             policy,
             MemPolicy::Interleave(_) | MemPolicy::WeightedInterleave(_)
         );
-        if interleaves && opts.huge_pages == HugePages::None && self.inner.thp_always {
-            // With THP `always` the kernel would back aligned 2 MiB blocks with huge pages
-            // and interleave them whole; base pages were asked for, so the unit stays 4 KiB.
+        if interleaves && opts.huge_pages == HugePages::None && self.inner.thp_unadvised {
+            // Unadvised THP would back aligned blocks (2 MiB, or an mTHP size) with huge
+            // pages and interleave them whole; base pages were asked for, so the unit stays
+            // the base page.
             // SAFETY: `m` is our own live mapping; the advice changes only its page size.
             unsafe { mm::madvise(m.as_ptr().cast(), m.mapped_len(), Advice::LinuxNoHugepage) }
                 .map_err(|e| errno_error("madvise(MADV_NOHUGEPAGE)", e))?;
@@ -566,9 +558,7 @@ impl PlacementBackend for LinuxBackend {
     fn thread_affinity(&self) -> Result<CpuSet, NumaError> {
         let set = rustix::thread::sched_getaffinity(None)
             .map_err(|e| errno_error("sched_getaffinity", e))?;
-        Ok((0..rustix::thread::CpuSet::MAX_CPU)
-            .filter(|&c| set.is_set(c))
-            .collect())
+        Ok(cpuset_from(&set))
     }
 
     fn set_thread_affinity(&self, cpus: &CpuSet) -> Result<(), NumaError> {
@@ -593,4 +583,33 @@ fn errno_error(op: &'static str, e: Errno) -> NumaError {
 
 fn io_error(op: &'static str, e: &std::io::Error) -> NumaError {
     NumaError::from_errno(op, e.raw_os_error().unwrap_or(5))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unadvised_thp_is_the_system_mode_or_any_size_set_to_always() {
+        let dir = std::env::temp_dir().join(format!("numaperf-thp-{}", std::process::id()));
+        let set = |file: &str, text: &str| {
+            let p = dir.join(file);
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(p, text).unwrap();
+        };
+        set("enabled", "always madvise [never]\n");
+        set(
+            "hugepages-2048kB/enabled",
+            "always [inherit] madvise never\n",
+        );
+        set("hugepages-64kB/enabled", "always inherit [madvise] never\n");
+        assert!(!thp_without_advice(&dir));
+        set("enabled", "[always] madvise never\n");
+        assert!(thp_without_advice(&dir));
+        set("enabled", "always [madvise] never\n");
+        set("hugepages-64kB/enabled", "[always] inherit madvise never\n");
+        assert!(thp_without_advice(&dir));
+        fs::remove_dir_all(&dir).unwrap();
+        assert!(!thp_without_advice(&dir));
+    }
 }

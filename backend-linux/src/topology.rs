@@ -4,7 +4,8 @@
 use std::fs;
 use std::path::Path;
 
-use rustix::fd::{AsFd, BorrowedFd};
+use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
+use rustix::fs::{Mode, OFlags};
 
 use numaperf_core::parse::parse_meminfo_kb;
 use numaperf_core::sysfs::{parse_status, topology_from_sysfs, ProcessAllowed};
@@ -17,9 +18,13 @@ pub const SYSFS_NODE_ROOT: &str = "/sys/devices/system/node";
 /// captured copy), limited by this process's `Mems_allowed`/`Cpus_allowed` when `root`
 /// is the live tree. Without an `online` file: one node 0 with every CPU and all memory.
 pub fn read_topology(root: impl AsRef<Path>) -> Result<OwnedTopology, NumaError> {
-    let root = root.as_ref();
-    let live = root == Path::new(SYSFS_NODE_ROOT);
-    let allowed = if live {
+    read_topology_at(root.as_ref()).map(|(t, _)| t)
+}
+
+/// [`read_topology`], also handing back `root` opened (`O_PATH`) when it held a node
+/// tree, so the backend reads free memory relative to it without opening it again.
+pub(crate) fn read_topology_at(root: &Path) -> Result<(OwnedTopology, Option<OwnedFd>), NumaError> {
+    let allowed = if root == Path::new(SYSFS_NODE_ROOT) {
         match allowed_by_syscalls() {
             Some(a) => a,
             None => {
@@ -32,20 +37,21 @@ pub fn read_topology(root: impl AsRef<Path>) -> Result<OwnedTopology, NumaError>
     };
     // Files are opened relative to the opened root: two path components to walk per
     // file instead of six (kernfs revalidates each one).
-    use rustix::fs::{Mode, OFlags};
-    let dir = rustix::fs::open(
-        root,
-        OFlags::DIRECTORY | OFlags::PATH | OFlags::CLOEXEC,
-        Mode::empty(),
-    );
-    let read = |p: &str| match &dir {
-        Ok(d) => read_text_at(d.as_fd(), Path::new(p)),
-        Err(_) => read_text(&root.join(p)),
+    let flags = OFlags::DIRECTORY | OFlags::PATH | OFlags::CLOEXEC;
+    let Ok(dir) = rustix::fs::open(root, flags, Mode::empty()) else {
+        return Ok((single_node(allowed)?, None));
     };
-    match topology_from_sysfs(read, allowed)? {
-        Some(t) => Ok(t),
-        None => single_node(allowed),
+    match topology_from_sysfs(|p| read_text_at(dir.as_fd(), Path::new(p)), allowed)? {
+        Some(t) => Ok((t, Some(dir))),
+        None => Ok((single_node(allowed)?, None)),
     }
+}
+
+/// Core's CPU set from rustix's (at most [`rustix::thread::CpuSet::MAX_CPU`] CPUs).
+pub(crate) fn cpuset_from(set: &rustix::thread::CpuSet) -> CpuSet {
+    (0..rustix::thread::CpuSet::MAX_CPU)
+        .filter(|&c| set.is_set(c))
+        .collect()
 }
 
 /// What `/proc/self/status` says in `Cpus_allowed_list` and `Mems_allowed_list`, asked of
@@ -57,9 +63,7 @@ pub fn read_topology(root: impl AsRef<Path>) -> Result<OwnedTopology, NumaError>
 fn allowed_by_syscalls() -> Option<ProcessAllowed> {
     let pid = rustix::process::getpid();
     let set = rustix::thread::sched_getaffinity(Some(pid)).ok()?;
-    let cpus: CpuSet = (0..rustix::thread::CpuSet::MAX_CPU)
-        .filter(|&c| set.is_set(c))
-        .collect();
+    let cpus = cpuset_from(&set);
     let mut words = [0usize; numaperf_core::MAX_NUMNODES / usize::BITS as usize];
     let maxnode = numaperf_core::MAX_NUMNODES + 1;
     let mut mode = 0;
@@ -77,47 +81,54 @@ fn allowed_by_syscalls() -> Option<ProcessAllowed> {
     })
 }
 
-/// Reads a small kernel text file: open, one read into a stack buffer, close.
+/// Opens `path` relative to `dir` (an absolute `path` ignores `dir`) and reads it with
+/// one `read` into `buf`, without touching the heap. Returns the file and the length read.
 ///
-/// `fs::read_to_string` adds a statx, a read that returns 0 and, for procfs's zero
-/// st_size, a chain of growing reads; discovery reads a dozen of these files and each
-/// syscall costs microseconds here. sysfs attributes and seq_file procfs files produce
-/// their whole text in one read when the buffer holds it (sysfs `show` fills at most a
-/// page; seq_file fills the buffer record by record), so a read shorter than the buffer is
-/// the end of the file. A full buffer (never for these files) takes the general path.
-fn read_text(path: &Path) -> Option<String> {
+/// sysfs attributes and seq_file procfs files produce their whole text in one read when
+/// the buffer holds it (sysfs `show` fills at most a page; seq_file fills the buffer
+/// record by record), so a read shorter than `buf` is the end of the file; a full `buf`
+/// may have more behind it. `fs::read_to_string` adds a statx, a read that returns 0
+/// and, for procfs's zero st_size, a chain of growing reads, and each syscall on these
+/// files costs microseconds here.
+pub(crate) fn read_once<P: rustix::path::Arg>(
+    dir: BorrowedFd<'_>,
+    path: P,
+    buf: &mut [u8],
+) -> rustix::io::Result<(OwnedFd, usize)> {
+    let fd = rustix::fs::openat(dir, path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?;
+    loop {
+        match rustix::io::read(&fd, &mut *buf) {
+            Err(rustix::io::Errno::INTR) => continue,
+            r => return r.map(|n| (fd, n)),
+        }
+    }
+}
+
+/// Reads a small kernel text file whole: [`read_once`] into a stack buffer, and the
+/// general path for the rest when the buffer fills (never for the files read here).
+pub(crate) fn read_text(path: &Path) -> Option<String> {
     read_text_at(rustix::fs::CWD, path)
 }
 
 /// [`read_text`] of `path` relative to the directory `dir`.
 fn read_text_at(dir: BorrowedFd<'_>, path: &Path) -> Option<String> {
-    use rustix::fs::{Mode, OFlags};
-    let fd = rustix::fs::openat(dir, path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()).ok()?;
     let mut buf = [0u8; 8192];
-    let n = loop {
-        match rustix::io::read(&fd, &mut buf) {
-            Err(rustix::io::Errno::INTR) => continue,
-            r => break r.ok()?,
-        }
-    };
+    let (fd, n) = read_once(dir, path, &mut buf).ok()?;
+    let mut text = std::str::from_utf8(&buf[..n]).ok()?.to_owned();
     if n == buf.len() {
-        let mut text = String::from_utf8(buf.to_vec()).ok()?;
-        let mut rest = Vec::new();
-        std::io::Read::read_to_end(&mut fs::File::from(fd), &mut rest).ok()?;
-        text.push_str(std::str::from_utf8(&rest).ok()?);
-        return Some(text);
+        std::io::Read::read_to_string(&mut fs::File::from(fd), &mut text).ok()?;
     }
-    String::from_utf8(buf[..n].to_vec()).ok()
+    Some(text)
 }
 
 /// The fallback machine: node 0 with the CPUs from `/sys/devices/system/cpu/online` (or
 /// the allowed CPUs) and the memory from `/proc/meminfo`.
 fn single_node(allowed: ProcessAllowed) -> Result<OwnedTopology, NumaError> {
-    let cpus: CpuSet = match fs::read_to_string("/sys/devices/system/cpu/online") {
-        Ok(t) => numaperf_core::parse::parse_list(&t)?,
-        Err(_) => allowed.cpus.unwrap_or_else(|| CpuSet::single(0)),
+    let cpus: CpuSet = match read_text(Path::new("/sys/devices/system/cpu/online")) {
+        Some(t) => numaperf_core::parse::parse_list(&t)?,
+        None => allowed.cpus.unwrap_or_else(|| CpuSet::single(0)),
     };
-    let meminfo = fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let meminfo = read_text(Path::new("/proc/meminfo")).unwrap_or_default();
     let total = parse_meminfo_kb(&meminfo, "MemTotal:").unwrap_or(0);
     let free = parse_meminfo_kb(&meminfo, "MemFree:").unwrap_or(0);
     let node = OwnedNodeInfo::new(NodeId::new(0), cpus, total, free, vec![10]);
@@ -166,6 +177,23 @@ mod tests {
         assert_eq!(t.node_count(), 1);
         assert!(t.node_memory(NodeId::new(0)).unwrap() > 0);
         assert!(!t.node_cpus(NodeId::new(0)).unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_root_is_kept_open_only_when_it_holds_a_node_tree() {
+        let (t, fd) = read_topology_at(Path::new(SYSFS_NODE_ROOT)).unwrap();
+        assert!(t.node_count() >= 1);
+        assert!(fd.is_some());
+        let dir = std::env::temp_dir().join(format!("numaperf-empty-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let (t, fd) = read_topology_at(&dir).unwrap();
+        fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(t.node_count(), 1);
+        assert!(fd.is_none());
+        assert!(read_topology_at(Path::new("/nonexistent/numaperf"))
+            .unwrap()
+            .1
+            .is_none());
     }
 
     #[test]

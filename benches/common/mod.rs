@@ -127,41 +127,68 @@ pub fn raw_region(size: usize, policy: Policy, prefault: Prefault, thp: bool) {
     unsafe { mm::munmap(start as *mut _, len) }.expect("munmap");
 }
 
+/// A populated region of `size` bytes bound to node 0 (what `placement()` is timed on).
+pub fn bound_populated(size: usize) -> NumaRegion {
+    NumaRegion::anon(
+        size,
+        Policy::Bind0.numaperf(),
+        RegionOptions::new(),
+        Prefault::Populate,
+    )
+    .expect("a populated region bound to node 0")
+}
+
 /// numaperf: discover the topology under `root` (None: the live machine).
 pub fn lib_discover(root: Option<&Path>) {
     let t = match root {
-        None => Topology::discover().expect("discover"),
-        Some(r) => {
-            let b = numaperf::LinuxBackend::with_sysfs_root(r).expect("sysfs tree");
-            Topology::from_info(numaperf::PlacementBackend::topology(&b)).expect("topology")
-        }
+        None => Topology::discover(),
+        Some(r) => numaperf_linux::read_topology(r).map(Topology::from),
     };
-    black_box(t.node_count());
+    black_box(t.expect("discover").node_count());
 }
 
-/// The raw baseline: read the same files (online list, each node's cpulist, meminfo and
-/// distance, the process's allowed sets) into one reused buffer, without parsing.
-pub fn raw_discover(root: &Path, buf: &mut Vec<u8>) {
-    use std::io::Read;
-    let mut read = |p: &Path| {
-        buf.clear();
-        if let Ok(mut f) = std::fs::File::open(p) {
-            let _ = f.read_to_end(buf);
-        }
-        black_box(buf.len());
+/// The raw baseline: the kernel work discovery cannot avoid, and nothing else. For the
+/// live tree the process's allowed CPUs and nodes (sched_getaffinity, get_mempolicy with
+/// MPOL_F_MEMS_ALLOWED); then the root opened once and, relative to it, one read each of
+/// `online` and every node's `cpulist`, `meminfo` and `distance` into a stack buffer,
+/// without parsing (numaperf's list parser names the nodes in `online`: nanoseconds).
+pub fn raw_discover(root: &Path) {
+    use rustix::fd::AsFd;
+    use rustix::fs::{Mode, OFlags};
+    if root == Path::new(numaperf_linux::SYSFS_NODE_ROOT) {
+        let pid = rustix::process::getpid();
+        black_box(rustix::thread::sched_getaffinity(Some(pid)).expect("sched_getaffinity"));
+        let mut words = [0usize; 16];
+        let mut mode = 0;
+        mp::get_mempolicy(
+            &mut mode,
+            &mut words,
+            1025,
+            std::ptr::null(),
+            mp::MPOL_F_MEMS_ALLOWED,
+        )
+        .expect("get_mempolicy");
+        black_box(words);
+    }
+    let flags = OFlags::DIRECTORY | OFlags::PATH | OFlags::CLOEXEC;
+    let dir = rustix::fs::open(root, flags, Mode::empty()).expect("node root");
+    let mut buf = [0u8; 8192];
+    let read = |p: &str, buf: &mut [u8]| -> usize {
+        let fd = rustix::fs::openat(
+            dir.as_fd(),
+            p,
+            OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .expect("sysfs file");
+        black_box(rustix::io::read(&fd, buf).expect("read"))
     };
-    read(&root.join("online"));
-    read(&root.join("possible"));
-    read(&root.join("has_memory"));
-    read(&root.join("has_cpu"));
-    read(Path::new("/proc/self/status"));
-    let online = std::fs::read_to_string(root.join("online")).unwrap_or_default();
-    let Ok(nodes) = numaperf::core::parse::parse_list::<NodeId, 16>(&online) else {
-        return;
-    };
+    let n = read("online", &mut buf);
+    let online = std::str::from_utf8(&buf[..n]).expect("text").to_owned();
+    let nodes = numaperf::core::parse::parse_list::<NodeId, 16>(&online).expect("online list");
     for n in nodes.iter() {
         for f in ["cpulist", "meminfo", "distance"] {
-            read(&root.join(format!("node{n}/{f}")));
+            read(&format!("node{n}/{f}"), &mut buf);
         }
     }
 }
