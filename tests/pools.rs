@@ -1,9 +1,13 @@
 //! Buffer pool and worker pool, on simulated multi-node machines and on this host.
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
 
-use numaperf::pool::{BufferPoolConfig, Shutdown, Steal, TaskError, WorkerPoolConfig};
+use numaperf::pool::{
+    BufferPoolConfig, JoinHandle, Scope, Shutdown, Steal, TaskError, WorkerPoolConfig,
+};
 use numaperf::{
     BufferPool, LinuxBackend, NodeId, NodeMask, NumaError, PlacementBackend, TopologyInfo,
     WorkerPool,
@@ -25,6 +29,26 @@ fn cxl() -> Arc<SimMachine> {
         .distance(1, 3, 31)
         .distance(2, 3, 41);
     Arc::new(b.build().unwrap())
+}
+
+/// A worker pool with one worker per node with CPUs.
+fn one_per_node(sim: Arc<SimMachine>, steal: Steal) -> WorkerPool<Arc<SimMachine>> {
+    WorkerPool::new(
+        sim,
+        WorkerPoolConfig {
+            workers_per_node: 1,
+            steal,
+        },
+    )
+    .unwrap()
+}
+
+/// `h.join()`, or a failure (instead of a hung test) when the task never finishes.
+fn join_within<T: Send + 'static>(h: JoinHandle<T>, secs: u64) -> Result<T, TaskError> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || tx.send(h.join()));
+    rx.recv_timeout(Duration::from_secs(secs))
+        .expect("the task never finished: its worker is gone")
 }
 
 fn small(max: usize, fallback: bool) -> BufferPoolConfig {
@@ -112,6 +136,12 @@ fn capacity_try_get_and_fallback_with_reasons() {
         },
         BufferPoolConfig {
             initial_per_node: 3,
+            ..small(2, false)
+        },
+        // Could never hand out a buffer: `get` would wait forever.
+        BufferPoolConfig {
+            initial_per_node: 0,
+            grow: false,
             ..small(2, false)
         },
     ] {
@@ -205,17 +235,54 @@ fn two_threads_take_and_return_and_everything_is_accounted_for_host() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "measures wall time")]
+fn a_waiting_get_is_woken_by_the_put() {
+    // One buffer, no growth, no fallback. Each round the holder tells the other thread
+    // it holds the buffer, keeps it a little, and puts it back; the other thread's `get`
+    // waits for that put. A put that forgot to wake its waiter would leave each round to
+    // the 50 ms backstop: 200 rounds would take 10 s instead of milliseconds.
+    let one = BufferPoolConfig {
+        initial_per_node: 1,
+        max_per_node: 1,
+        grow: false,
+        fallback: false,
+        ..small(1, false)
+    };
+    let pool = BufferPool::on_nodes(cxl(), &NodeMask::single(NodeId::new(0)), one).unwrap();
+    let (held_tx, held_rx) = mpsc::channel::<()>();
+    let (taken_tx, taken_rx) = mpsc::channel::<()>();
+    let started = Instant::now();
+    let pool = &pool;
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            for _ in 0..200 {
+                let b = pool.get(NodeId::new(0)).unwrap();
+                held_tx.send(()).unwrap();
+                std::thread::sleep(Duration::from_micros(200));
+                drop(b);
+                taken_rx.recv().unwrap();
+            }
+        });
+        s.spawn(move || {
+            for _ in 0..200 {
+                held_rx.recv().unwrap();
+                let b = pool.get(NodeId::new(0)).unwrap();
+                taken_tx.send(()).unwrap();
+                drop(b);
+            }
+        });
+    });
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(4), "200 rounds took {took:?}");
+    let st = pool.stats(NodeId::new(0)).unwrap();
+    assert_eq!((st.in_use, st.free), (0, 1));
+}
+
+#[test]
 fn workers_run_on_their_node_and_memory_only_nodes_are_routed() {
     let sim = cxl();
     // No stealing: a stolen task would rightly run on the other node.
-    let pool = WorkerPool::new(
-        sim.clone(),
-        WorkerPoolConfig {
-            workers_per_node: 1,
-            steal: Steal::Never,
-        },
-    )
-    .unwrap();
+    let pool = one_per_node(sim.clone(), Steal::Never);
     assert_eq!(
         pool.worker_nodes(),
         [0, 1].into_iter().map(NodeId::new).collect()
@@ -261,14 +328,7 @@ fn sparse_nodes_route_by_id() {
             .unwrap(),
     );
     // No stealing, so the task must run on node 2's own worker.
-    let pool = WorkerPool::new(
-        sim.clone(),
-        WorkerPoolConfig {
-            workers_per_node: 1,
-            steal: Steal::Never,
-        },
-    )
-    .unwrap();
+    let pool = one_per_node(sim.clone(), Steal::Never);
     let s = sim.clone();
     assert_eq!(
         pool.spawn_on(NodeId::new(2), move || s.current_cpu().unwrap().node)
@@ -309,17 +369,24 @@ fn scoped_tasks_borrow() {
     assert_eq!(sums.0 + sums.1, 999 * 1000 / 2);
 }
 
+/// Three nodes with CPUs in a line: 0 -21- 1 -21- 2, and 0 to 2 at 31.
+fn line() -> Arc<SimMachine> {
+    let b = SimMachine::builder()
+        .node(1, 16 * MIB)
+        .node(1, 16 * MIB)
+        .node(1, 16 * MIB)
+        .distance(0, 1, 21)
+        .distance(1, 2, 21)
+        .distance(0, 2, 31);
+    Arc::new(b.build().unwrap())
+}
+
 #[test]
 fn stealing_follows_the_policy() {
-    for steal in [Steal::Never, Steal::Nearest] {
-        let pool = WorkerPool::new(
-            cxl(),
-            WorkerPoolConfig {
-                workers_per_node: 1,
-                steal,
-            },
-        )
-        .unwrap();
+    for steal in [Steal::Never, Steal::Nearest, Steal::Any] {
+        // All work is queued on node 0. Node 1 is its nearest neighbour; node 2 is
+        // farther from node 0 than from node 1, so only `Any` lets it steal from node 0.
+        let pool = one_per_node(line(), steal);
         let handles: Vec<_> = (0..40)
             .map(|_| {
                 pool.spawn_on(NodeId::new(0), || {
@@ -330,12 +397,74 @@ fn stealing_follows_the_policy() {
             .collect();
         handles.into_iter().for_each(|h| h.join().unwrap());
         let st = pool.stats();
-        assert_eq!(st[&NodeId::new(0)].local + st[&NodeId::new(1)].stolen, 40);
+        let (n0, n1, n2) = (
+            st[&NodeId::new(0)],
+            st[&NodeId::new(1)],
+            st[&NodeId::new(2)],
+        );
+        assert_eq!(n0.local + n1.stolen + n2.stolen, 40, "{steal:?}: {st:?}");
         match steal {
-            Steal::Never => assert_eq!(st[&NodeId::new(1)].stolen, 0),
-            _ => assert!(st[&NodeId::new(1)].stolen > 0, "{st:?}"),
+            Steal::Never => assert_eq!((n1.stolen, n2.stolen), (0, 0), "{st:?}"),
+            Steal::Nearest => {
+                assert!(n1.stolen > 0, "{st:?}");
+                assert_eq!(n2.stolen, 0, "node 2 is not nearest to node 0: {st:?}");
+            }
+            Steal::Any => assert!(n1.stolen > 0 && n2.stolen > 0, "{st:?}"),
         }
     }
+}
+
+/// Panics when dropped.
+struct DropBomb;
+
+impl Drop for DropBomb {
+    fn drop(&mut self) {
+        panic!("DropBomb dropped");
+    }
+}
+
+#[test]
+fn a_result_that_panics_when_dropped_leaves_its_worker_running() {
+    let pool = one_per_node(cxl(), Steal::Never);
+    let (open_tx, open_rx) = mpsc::channel::<()>();
+    let gate = pool
+        .spawn_on(NodeId::new(0), move || open_rx.recv().unwrap())
+        .unwrap();
+    // Its handle is gone before it runs, so the worker drops the result itself.
+    drop(pool.spawn_on(NodeId::new(0), || DropBomb).unwrap());
+    let after = pool.spawn_on(NodeId::new(0), || 5).unwrap();
+    open_tx.send(()).unwrap();
+    assert_eq!(join_within(gate, 30), Ok(()));
+    assert_eq!(join_within(after, 30), Ok(5));
+    assert_eq!(
+        join_within(pool.spawn_on(NodeId::new(0), || 6).unwrap(), 30),
+        Ok(6)
+    );
+}
+
+#[test]
+fn scope_waits_for_tasks_it_did_not_join_even_when_its_body_panics() {
+    let pool = WorkerPool::new(cxl(), WorkerPoolConfig::default()).unwrap();
+    let hits = AtomicU64::new(0);
+    fn spawn_four<'env>(s: &Scope<'env, Arc<SimMachine>>, hits: &'env AtomicU64) {
+        for n in [0, 1, 0, 1] {
+            s.spawn_on(NodeId::new(n), move || {
+                std::thread::sleep(Duration::from_millis(20));
+                hits.fetch_add(1, Ordering::SeqCst);
+            })
+            .unwrap();
+        }
+    }
+    pool.scope(|s| spawn_four(s, &hits));
+    assert_eq!(hits.load(Ordering::SeqCst), 4, "scope returned early");
+    let r = catch_unwind(AssertUnwindSafe(|| {
+        pool.scope(|s| {
+            spawn_four(s, &hits);
+            panic!("the scope's body panics");
+        })
+    }));
+    assert!(r.is_err());
+    assert_eq!(hits.load(Ordering::SeqCst), 8, "scope unwound early");
 }
 
 #[test]
@@ -358,14 +487,7 @@ fn drop_finishes_queued_work_and_cancel_cancels() {
         "every task ran and was dropped; every worker joined"
     );
 
-    let pool = WorkerPool::new(
-        cxl(),
-        WorkerPoolConfig {
-            workers_per_node: 1,
-            steal: Steal::Never,
-        },
-    )
-    .unwrap();
+    let pool = one_per_node(cxl(), Steal::Never);
     let (release_tx, release_rx) = mpsc::channel::<()>();
     let (started_tx, started_rx) = mpsc::channel::<()>();
     let blocker = pool
@@ -411,11 +533,19 @@ fn host_pool_runs_on_node_0() {
         .unwrap();
     assert_eq!(node, NodeId::new(0));
     let bb = b.clone();
+    let (node, cpus) = pool
+        .spawn_local(move || {
+            let here = bb.current_cpu().unwrap().node;
+            (here, bb.thread_affinity().unwrap())
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    // Pinned to its node's CPUs (those of them this process may use), nothing else.
+    let node_cpus = b.topology().node_cpus(node).unwrap();
+    assert!(!cpus.is_empty());
     assert!(
-        pool.spawn_local(move || bb.thread_affinity().unwrap().count())
-            .unwrap()
-            .join()
-            .unwrap()
-            >= 1
+        cpus.iter().all(|c| node_cpus.contains(c)),
+        "worker of node {node} may run on {cpus}, node has {node_cpus}"
     );
 }

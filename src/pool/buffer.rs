@@ -92,19 +92,18 @@ struct NodeBuffers<B: PlacementBackend> {
 /// A pointer to a buffer nobody owns (on a free list).
 struct FreeBuffer(NonNull<u8>);
 
+// SAFETY: a FreeBuffer points into a region owned by the pool's `Shared`, which outlives
+// every free list; each buffer is on exactly one free list or owned by exactly one
+// `Buffer`, so handing the pointer to another thread (through the lock-free queue) hands
+// over sole access to those bytes. With this, `Shared` is Send and Sync by itself.
+unsafe impl Send for FreeBuffer {}
+
 struct Shared<B: PlacementBackend> {
     backend: B,
     config: BufferPoolConfig,
     size: usize,
     nodes: BTreeMap<NodeId, NodeBuffers<B>>,
 }
-
-// SAFETY: the raw pointers in the free lists point into regions owned by `Shared`; each
-// is either on exactly one free list (behind its Mutex) or owned by exactly one Buffer,
-// so sharing `Shared` between threads never gives two threads the same buffer.
-unsafe impl<B: PlacementBackend + Send + Sync> Send for Shared<B> {}
-// SAFETY: as above; all interior state is behind Mutexes or atomics.
-unsafe impl<B: PlacementBackend + Send + Sync> Sync for Shared<B> {}
 
 /// Fixed-size buffers placed per node. Cheap to clone (a shared handle).
 pub struct BufferPool<B: PlacementBackend> {
@@ -176,6 +175,11 @@ impl<B: PlacementBackend + Clone> BufferPool<B> {
                 "buffer_size and max_per_node must be > 0, and initial_per_node <= max_per_node",
             ));
         }
+        if config.initial_per_node == 0 && !config.grow {
+            return Err(NumaError::InvalidArgument(
+                "a pool that may not grow needs initial_per_node > 0",
+            ));
+        }
         if nodes.is_empty() {
             return Err(NumaError::InvalidArgument(
                 "a buffer pool needs at least one node",
@@ -194,7 +198,8 @@ impl<B: PlacementBackend + Clone> BufferPool<B> {
                     returned: Condvar::new(),
                     waiters: AtomicUsize::new(0),
                     regions: Mutex::new(Vec::new()),
-                    made: AtomicU64::new(0),
+                    // The initial buffers, reserved before they are made (as in growth).
+                    made: AtomicU64::new(config.initial_per_node as u64),
                     fallback_exhausted: AtomicU64::new(0),
                     fallback_no_memory: AtomicU64::new(0),
                 };
@@ -208,11 +213,8 @@ impl<B: PlacementBackend + Clone> BufferPool<B> {
             nodes: map,
         });
         let pool = BufferPool { shared };
-        for n in nodes.iter() {
-            if config.initial_per_node > 0 {
-                pool.node(n)?
-                    .made
-                    .fetch_add(config.initial_per_node as u64, Ordering::AcqRel);
+        if config.initial_per_node > 0 {
+            for n in nodes.iter() {
                 pool.grow(n, config.initial_per_node)?;
             }
         }
@@ -265,7 +267,8 @@ impl<B: PlacementBackend + Clone> BufferPool<B> {
             // SAFETY: `i * size < len`, inside the region just kept.
             let ptr = unsafe { NonNull::new_unchecked(base.add(i * s.size)) };
             // `count` was reserved in `made`, which never passes max_per_node = capacity.
-            let _ = nb.free.push(FreeBuffer(ptr));
+            let pushed = nb.free.push(FreeBuffer(ptr));
+            debug_assert!(pushed.is_ok(), "free list over capacity");
         }
         nb.wake_waiters();
         Ok(())
@@ -456,7 +459,8 @@ impl<B: PlacementBackend> Drop for Buffer<B> {
         if let Some(nb) = self.shared.nodes.get(&self.home) {
             // Cannot be full: at most max_per_node buffers exist per node, and this one
             // was not on the list.
-            let _ = nb.free.push(FreeBuffer(self.ptr));
+            let pushed = nb.free.push(FreeBuffer(self.ptr));
+            debug_assert!(pushed.is_ok(), "free list over capacity");
             nb.wake_waiters();
         }
     }

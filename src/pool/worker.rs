@@ -70,7 +70,9 @@ pub struct WorkerStats {
     pub stolen: u64,
 }
 
-type Job = Box<dyn FnOnce(bool) + Send + 'static>;
+/// A queued task. Run, it fills its handle's slot; dropped unrun, it fills it with
+/// [`TaskError::Cancelled`] (see [`Completion`]).
+type Job = Box<dyn FnOnce() + Send + 'static>;
 
 /// One worker node's queue and who of its workers is asleep.
 #[derive(Default)]
@@ -146,20 +148,44 @@ fn panic_message(p: Box<dyn Any + Send>) -> String {
         .unwrap_or_else(|| "task panicked".into())
 }
 
-/// A job that fills `slot` with `f`'s result (or `Cancelled`), plus the handle to it.
+/// Fills a task's slot exactly once: with the task's outcome, or, when dropped first,
+/// with `Cancelled` (a job dropped unrun, at `Shutdown::Cancel` or with its pool), so no
+/// handle waits for a job that no longer exists.
+struct Completion<T> {
+    slot: Slot<T>,
+    done: bool,
+}
+
+impl<T> Completion<T> {
+    fn set(&mut self, r: Result<T, TaskError>) {
+        if !self.done {
+            self.done = true;
+            *lock(&self.slot.0) = Some(r);
+            self.slot.1.notify_all();
+        }
+    }
+}
+
+impl<T> Drop for Completion<T> {
+    fn drop(&mut self) {
+        self.set(Err(TaskError::Cancelled));
+    }
+}
+
+/// A job that fills a slot with `f`'s result (a panic caught as `Panicked`), plus the
+/// handle to that slot.
 fn package<'a, T: Send + 'a>(
     f: impl FnOnce() -> T + Send + 'a,
-) -> (Box<dyn FnOnce(bool) + Send + 'a>, JoinHandle<T>) {
+) -> (Box<dyn FnOnce() + Send + 'a>, JoinHandle<T>) {
     let slot: Slot<T> = Arc::new((Mutex::new(None), Condvar::new()));
-    let job_slot = slot.clone();
-    let job = Box::new(move |cancelled: bool| {
-        let r = if cancelled {
-            Err(TaskError::Cancelled)
-        } else {
-            catch_unwind(AssertUnwindSafe(f)).map_err(|p| TaskError::Panicked(panic_message(p)))
-        };
-        *lock(&job_slot.0) = Some(r);
-        job_slot.1.notify_all();
+    let mut done = Completion {
+        slot: slot.clone(),
+        done: false,
+    };
+    let job = Box::new(move || {
+        let r =
+            catch_unwind(AssertUnwindSafe(f)).map_err(|p| TaskError::Panicked(panic_message(p)));
+        done.set(r);
     });
     (job, JoinHandle { slot })
 }
@@ -327,18 +353,21 @@ fn worker_loop(shared: &Shared, node: NodeId) {
             .expect("every worker node has a queue");
         let job = if let Some(j) = own.jobs.pop_front() {
             local.fetch_add(1, Ordering::Relaxed);
-            // More queued here than this worker takes: let an idle sibling or thief help.
-            if !st.queues[&node].jobs.is_empty() {
+            // More queued here than the wake-ups on their way will take: let an idle
+            // sibling (or, when none is left, a thief) help.
+            let q = &st.queues[&node];
+            if q.jobs.len() > q.waking {
                 shared.wake_for(&mut st, node);
             }
             j
         } else if let Some(j) = shared.victims[&node]
             .iter()
-            // Steal only from nodes whose own workers are all busy (locality first).
+            // Steal only from nodes whose own workers are all busy, and only jobs that
+            // no woken worker of theirs is about to take (locality first).
             .find_map(|v| {
                 st.queues
                     .get_mut(v)
-                    .filter(|q| q.available() == 0)
+                    .filter(|q| q.available() == 0 && q.jobs.len() > q.waking)
                     .and_then(|q| q.jobs.pop_front())
             })
         {
@@ -357,7 +386,13 @@ fn worker_loop(shared: &Shared, node: NodeId) {
             continue;
         };
         drop(st);
-        job(false);
+        // The task's own panic is caught inside the job; this catches one from dropping
+        // what it left behind (a result whose handle is gone, a panic payload), so the
+        // worker lives on. Its slot is filled either way.
+        if let Err(p) = catch_unwind(AssertUnwindSafe(job)) {
+            // Dropping the payload could panic again: leak it instead.
+            std::mem::forget(p);
+        }
         st = lock(&shared.state);
     }
 }
@@ -465,6 +500,9 @@ impl<B: PlacementBackend> WorkerPool<B> {
     }
 
     fn stop(&mut self, how: Shutdown) {
+        if self.threads.is_empty() {
+            return; // already stopped (`shutdown` and then `Drop`)
+        }
         let cancelled: Vec<Job> = {
             let mut st = lock(&self.shared.state);
             st.shutdown = Some(how);
@@ -478,9 +516,7 @@ impl<B: PlacementBackend> WorkerPool<B> {
             }
         };
         self.shared.wake.values().for_each(Condvar::notify_all);
-        for job in cancelled {
-            job(true);
-        }
+        drop(cancelled); // each handle reports `Cancelled`
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
@@ -508,25 +544,44 @@ impl<'env, B: PlacementBackend> Scope<'env, B> {
         f: impl FnOnce() -> T + Send + 'env,
     ) -> Result<JoinHandle<T>, NumaError> {
         let (job, handle) = package(f);
-        let pending = self.pending.clone();
-        *lock(&pending.0) += 1;
-        let counted: Box<dyn FnOnce(bool) + Send + 'env> = Box::new(move |cancelled| {
-            job(cancelled);
-            let mut n = lock(&pending.0);
-            *n -= 1;
-            pending.1.notify_all();
+        *lock(&self.pending.0) += 1;
+        let counted = CountedJob {
+            job: Some(job),
+            _count: CountDown(self.pending.clone()),
+        };
+        let counted: Box<dyn FnOnce() + Send + 'env> = Box::new(move || {
+            let mut c = counted; // the whole value, so the count travels with the job
+            if let Some(job) = c.job.take() {
+                job();
+            }
         });
-        // SAFETY: the job may borrow data of lifetime 'env. `WorkerPool::scope` does not
-        // return (nor unwind past its frame) until `pending` is back to 0, i.e. until this
-        // job has run or been cancelled and dropped; so it never outlives 'env. The pool
+        // SAFETY: the job may borrow data of lifetime 'env. `pending` counts it down only
+        // in `CountDown::drop`, after everything it holds has been dropped, whether it ran,
+        // panicked, or was dropped unrun (cancelled, refused by `push`, or left with the
+        // pool). `WorkerPool::scope` does not return (nor unwind past its frame) until
+        // `pending` is back to 0, so nothing of 'env is touched after 'env ends. The pool
         // cannot shut down meanwhile: `scope` holds `&self` for all of 'env.
         let job: Job =
-            unsafe { std::mem::transmute::<Box<dyn FnOnce(bool) + Send + 'env>, Job>(counted) };
-        if let Err(e) = self.pool.push(node, job) {
-            // `push` dropped the job unrun, so it will never count itself down.
-            *lock(&self.pending.0) -= 1;
-            return Err(e);
-        }
+            unsafe { std::mem::transmute::<Box<dyn FnOnce() + Send + 'env>, Job>(counted) };
+        self.pool.push(node, job)?;
         Ok(handle)
+    }
+}
+
+/// A scoped job and the scope's count of jobs not yet finished. Fields drop in order, and
+/// the rest still drop if one panics: the job (run or not) and all it borrowed are gone
+/// before the count goes down.
+struct CountedJob<'env> {
+    job: Option<Box<dyn FnOnce() + Send + 'env>>,
+    _count: CountDown,
+}
+
+/// Counts a scope's job down when dropped.
+struct CountDown(Arc<(Mutex<usize>, Condvar)>);
+
+impl Drop for CountDown {
+    fn drop(&mut self) {
+        *lock(&self.0 .0) -= 1;
+        self.0 .1.notify_all();
     }
 }
