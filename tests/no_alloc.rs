@@ -70,6 +70,8 @@ fn creating_and_dropping_regions_does_not_allocate() {
             Prefault::Populate,
             2 << 20,
         ),
+        // Like 2M on a big node; on a node of 1 GiB or less it also runs the free-memory
+        // check, which the next test covers on any host with a captured tree.
         (
             "bind populate 64M",
             MemPolicy::Bind(node0),

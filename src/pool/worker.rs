@@ -218,32 +218,37 @@ impl<B: PlacementBackend + Clone + Send + 'static> WorkerPool<B> {
                 "no node has CPUs this process may use",
             ));
         }
+        // The other worker nodes, nearest to `n` first.
+        let by_distance = |n: NodeId| -> Vec<NodeId> {
+            let mut v: Vec<NodeId> = worker_nodes.iter().filter(|&m| m != n).collect();
+            v.sort_by_key(|&m| (topo.distance(n, m).unwrap_or(u8::MAX), m));
+            v
+        };
         let mut order = [NodeId::new(0); MAX_NUMNODES];
         let mut route = BTreeMap::new();
         for n in topo.nodes().iter() {
-            let by_distance = |n: NodeId| -> Vec<NodeId> {
-                let mut v: Vec<NodeId> = worker_nodes.iter().filter(|&m| m != n).collect();
-                v.sort_by_key(|&m| (topo.distance(n, m).unwrap_or(u8::MAX), m));
-                v
-            };
             let target = if worker_nodes.contains(n) {
                 n
             } else {
+                // A node without workers: the kernel's fallback order from it, else (a
+                // node the order does not reach) the nearest worker node. `worker_nodes`
+                // is not empty, so there is one.
                 let k = fallback_order(topo, n, &mut order);
-                order[..k]
+                match order[..k]
                     .iter()
                     .copied()
                     .find(|m| worker_nodes.contains(*m))
-                    .or_else(|| by_distance(n).first().copied())
-                    .unwrap_or(n)
+                {
+                    Some(m) => m,
+                    None => by_distance(n)[0],
+                }
             };
             route.insert(n, target);
         }
         let victims = worker_nodes
             .iter()
             .map(|n| {
-                let mut v: Vec<NodeId> = worker_nodes.iter().filter(|&m| m != n).collect();
-                v.sort_by_key(|&m| (topo.distance(n, m).unwrap_or(u8::MAX), m));
+                let mut v = by_distance(n);
                 let nearest = v.first().and_then(|&m| topo.distance(n, m));
                 match config.steal {
                     Steal::Never => v.clear(),
@@ -305,11 +310,11 @@ impl<B: PlacementBackend + Clone + Send + 'static> WorkerPool<B> {
                     });
                 match spawned {
                     Ok(h) => pool.threads.push(h),
-                    Err(_) => {
+                    Err(e) => {
                         return Err(NumaError::Os {
                             op: "pthread_create",
-                            errno: 11,
-                        })
+                            errno: e.raw_os_error().unwrap_or(11), // EAGAIN
+                        });
                     }
                 }
             }
