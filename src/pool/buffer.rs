@@ -64,7 +64,8 @@ pub enum FallbackReason {
 /// Counters of one node's buffers.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct NodeStats {
-    /// Buffers handed out now.
+    /// Buffers handed out now. A snapshot: while another thread grows the node, the
+    /// buffers it has reserved but not yet made count here too.
     pub in_use: u64,
     /// Buffers on the free list now.
     pub free: u64,

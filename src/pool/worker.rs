@@ -394,9 +394,10 @@ fn worker_loop(shared: &Shared, node: NodeId) {
         // The task's own panic is caught inside the job; this catches one from dropping
         // what it left behind (a result whose handle is gone, a panic payload), so the
         // worker lives on. Its slot is filled either way.
-        if let Err(p) = catch_unwind(AssertUnwindSafe(job)) {
-            // Dropping the payload could panic again: leak it instead.
-            std::mem::forget(p);
+        let mut ran = catch_unwind(AssertUnwindSafe(job));
+        while let Err(payload) = ran {
+            // Dropping a panic's payload may panic in turn; catch that too.
+            ran = catch_unwind(AssertUnwindSafe(move || drop(payload)));
         }
         st = lock(&shared.state);
     }
