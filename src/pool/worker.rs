@@ -124,6 +124,10 @@ pub struct JoinHandle<T> {
 
 impl<T> JoinHandle<T> {
     /// Waits for the task: its value, or why there is none.
+    ///
+    /// A worker that waits does not run other tasks: joining from inside a task of the
+    /// same pool deadlocks when no other worker can run the awaited task (say, one worker
+    /// per node, `Steal::Never`, and a task waiting for another on its own node).
     pub fn join(self) -> Result<T, TaskError> {
         let (m, c) = &*self.slot;
         let mut g = lock(m);
@@ -458,7 +462,8 @@ impl<B: PlacementBackend> WorkerPool<B> {
     }
 
     /// Runs `f` with a scope whose tasks may borrow from the caller; returns after every
-    /// task spawned in it has finished (also if `f` panics).
+    /// task spawned in it has finished (also if `f` panics). Like [`JoinHandle::join`],
+    /// not meant to be called from inside a task of the same pool.
     pub fn scope<'env, R>(&'env self, f: impl FnOnce(&Scope<'env, B>) -> R) -> R {
         let scope = Scope {
             pool: self,
