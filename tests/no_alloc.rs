@@ -6,7 +6,8 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
 use numaperf::{
-    HugePages, LinuxBackend, MemPolicy, NodeId, NodeMask, NumaRegion, Prefault, RegionOptions,
+    HugePages, LinuxBackend, MemPolicy, NodeId, NodeMask, NumaRegion, PlacementBackend, Prefault,
+    RegionOptions,
 };
 
 struct Counting;
@@ -162,6 +163,18 @@ fn the_free_memory_check_does_not_allocate_either() {
     });
     assert_eq!(n, 0, "{n} heap allocations on the refusal path");
     std::fs::remove_dir_all(&dir).unwrap();
+
+    // The live kernel's free-memory reads (node0/meminfo, or /proc/meminfo when node 0 is
+    // the only memory node) allocate nothing either.
+    let live = LinuxBackend::new().unwrap();
+    let n = allocations(|| {
+        let free = live.free_memory(NodeId::new(0), HugePages::None).unwrap();
+        assert!(free > 0);
+    });
+    assert_eq!(
+        n, 0,
+        "{n} heap allocations reading the live kernel's free memory"
+    );
 }
 
 #[test]
