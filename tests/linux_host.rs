@@ -296,11 +296,9 @@ fn topology_matches_the_backend() {
     );
 }
 
-/// `MemFree` in kB from a meminfo file (`/proc/meminfo` or a node's), as the kernel says it.
-fn mem_free_kib(path: &str) -> Option<u64> {
-    let text = std::fs::read_to_string(path).ok()?;
-    let line = text.lines().find(|l| l.contains("MemFree:"))?;
-    line.split_whitespace().rev().nth(1)?.parse().ok()
+/// `MemFree` in bytes from a meminfo file (`/proc/meminfo` or a node's).
+fn mem_free(path: &str) -> Option<u64> {
+    numaperf::core::sysfs::node_free_bytes(&std::fs::read_to_string(path).ok()?)
 }
 
 #[test]
@@ -318,14 +316,14 @@ fn the_only_memory_node_has_all_the_free_memory_the_kernel_reports() {
         return;
     }
     let n = memory.first().unwrap();
-    let system = mem_free_kib("/proc/meminfo").unwrap() << 10;
+    let system = mem_free("/proc/meminfo").unwrap();
     let ours = b.free_memory(n, HugePages::None).unwrap();
     assert!(
         ours.abs_diff(system) < 256 * MIB as u64,
         "free_memory({n}) = {ours}, /proc/meminfo MemFree = {system}"
     );
     let node_file = format!("/sys/devices/system/node/node{n}/meminfo");
-    let Some(node) = mem_free_kib(&node_file).map(|k| k << 10) else {
+    let Some(node) = mem_free(&node_file) else {
         println!("SKIP: no {node_file}; the system figure is the only one");
         return;
     };

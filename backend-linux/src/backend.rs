@@ -43,7 +43,10 @@ struct Inner {
     /// (see [`thp_without_advice`]; read once at creation).
     thp_unadvised: bool,
     /// The live kernel's tree with exactly one node that has memory: that node's free
-    /// memory is read from `/proc/meminfo` (see [`LinuxBackend::free_memory`]).
+    /// memory is read from `/proc/meminfo`. A kernel booted with `deferred_init=lazy` (this
+    /// project's development host) hands memory to the node's zones only as allocations
+    /// need it, so the node's own `meminfo` showed 7 GiB free of 24 GiB while a 20 GiB
+    /// populate bound to node 0 succeeded; `/proc/meminfo` counts the pending memory.
     system_is_the_node: bool,
 }
 
@@ -107,7 +110,9 @@ impl LinuxBackend {
         Self::with_sysfs_root(SYSFS_NODE_ROOT)
     }
 
-    /// The real kernel, but with the topology (and free memory) read from `root`.
+    /// The real kernel, but with the topology (and free memory) read from `root`. Given
+    /// the kernel's own root ([`Self::SYSFS_ROOT`], as [`Self::new`] does) and exactly one
+    /// node with memory, that node's free memory is `/proc/meminfo`'s (see the README).
     pub fn with_sysfs_root(root: impl AsRef<Path>) -> Result<Self, NumaError> {
         let (topology, root_fd) = read_topology_at(root.as_ref())?;
         let system_is_the_node = root_fd.is_some()
@@ -339,12 +344,8 @@ impl PlacementBackend for LinuxBackend {
             HugePages::Explicit2M => hugepages("hugepages-2048kB", &mut buf),
             HugePages::Explicit1G => hugepages("hugepages-1048576kB", &mut buf),
             HugePages::None | HugePages::Transparent => {
-                // The only memory node of the live kernel holds all of the system's
-                // memory, and `/proc/meminfo` says so even where the node's own file
-                // does not yet: a kernel booted with `deferred_init=lazy` (as this
-                // project's CI host is) hands memory to the node's zones only when an
-                // allocation needs it, so node0/meminfo showed 7 GiB free of 24 while
-                // a 20 GiB populate bound to node 0 succeeded. Same cost: one read.
+                // See `system_is_the_node`: the only memory node's free memory is the
+                // system's, which is also the fallback's figure when there is no tree.
                 let text = if sysfs && !self.inner.system_is_the_node {
                     self.read_small(format_args!("node{node}/meminfo"), &mut buf)?
                 } else {
