@@ -92,7 +92,7 @@ fn print_sysfs(root: &str) {
         "has_cpu".into(),
     ];
     let online = fs::read_to_string(format!("{root}/online")).unwrap_or_default();
-    if let Ok(nodes) = numaperf::core::parse::parse_list::<numaperf::NodeId, 16>(&online) {
+    if let Ok(nodes) = numaperf::numa_core::parse::parse_list::<numaperf::NodeId, 16>(&online) {
         for n in nodes.iter() {
             for f in ["cpulist", "distance", "meminfo"] {
                 files.push(format!("node{n}/{f}"));

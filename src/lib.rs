@@ -23,17 +23,19 @@ pub mod thread;
 mod topology;
 
 pub use numaperf_core::{
-    CpuLocation, CpuSet, Enforcement, HugePages, Mapping, MemPolicy, NodeId, NodeMask, NodeMode,
-    NodeWeights, NumaError, PageCounts, PageLocation, ParseError, PlacementBackend, Prefault,
-    RegionOptions, TopologyInfo,
+    CpuLocation, CpuSet, Enforcement, Errno, FileProblem, HugePages, KernelWeights, Mapping,
+    MappingInfo, MemPolicy, NodeId, NodeMask, NodeMode, NodeWeights, NumaError, OptionConflict,
+    PageCounts, PageLocation, PageRange, ParseError, PlacementBackend, Prefault, RegionOptions,
+    SysfsFile, TopologyInfo,
 };
 pub use numaperf_linux::LinuxBackend;
 pub use pool::{Buffer, BufferPool, BufferPoolConfig, WorkerPool, WorkerPoolConfig};
 pub use region::NumaRegion;
 pub use topology::{NumaNode, Topology};
 
-/// The core crate, for the parsers and pure policy logic.
-pub use numaperf_core as core;
+/// The `no_std` core crate (`numaperf-core`): parsers and pure policy logic. Named so
+/// that `use numaperf::*;` does not shadow the language's `core` crate.
+pub use numaperf_core as numa_core;
 
 /// The backend `NumaRegion::anon` uses.
 pub type DefaultBackend = LinuxBackend;

@@ -4,10 +4,10 @@
 use core::fmt;
 
 use numaperf_core::backend::placement;
-use numaperf_core::region::{create_region, verify_placement};
+use numaperf_core::region::{apply_policy, create_region, verify_placement};
 use numaperf_core::{
-    Enforcement, Mapping, MemPolicy, NodeMask, NumaError, PageCounts, PlacementBackend, Prefault,
-    RegionOptions,
+    Enforcement, Mapping, MappingInfo, MemPolicy, NodeMask, NumaError, PageCounts, PageLocation,
+    PlacementBackend, Prefault, RegionOptions,
 };
 use numaperf_linux::LinuxBackend;
 
@@ -92,7 +92,9 @@ impl<B: PlacementBackend> NumaRegion<B> {
         self.mapping.as_ptr()
     }
 
-    /// What the region promises: `Hard` only after verified strict placement.
+    /// What the region promises: `Hard` only while every page has been verified on the
+    /// policy's nodes since the last change; any failed or partial change demotes it to
+    /// `Soft` before the error returns.
     pub fn enforcement(&self) -> Enforcement {
         self.enforcement
     }
@@ -107,9 +109,10 @@ impl<B: PlacementBackend> NumaRegion<B> {
         &self.options
     }
 
-    /// The underlying mapping (address, mapped length, page size).
-    pub fn mapping(&self) -> &Mapping {
-        &self.mapping
+    /// Where the region is and how large (address, mapped length, page size): a `Copy`
+    /// description, not the mapping itself, which the region keeps to itself.
+    pub fn layout(&self) -> MappingInfo {
+        self.mapping.info()
     }
 
     /// The backend the region lives on.
@@ -119,28 +122,115 @@ impl<B: PlacementBackend> NumaRegion<B> {
 
     /// Where the pages are now: pages per node, and pages not yet present.
     /// Does not fault pages in.
+    ///
+    /// # Errors
+    /// The backend's query errors (on Linux, `move_pages` refused, e.g. by seccomp).
     pub fn placement(&self) -> Result<PageCounts, NumaError> {
         placement(&self.backend, &self.mapping)
     }
 
-    /// Moves every page onto `to`; the policy becomes `Bind(to)`. A `Hard` region is
-    /// verified again and stays `Hard` only if every page is on `to`.
+    /// Where pages `first..first + out.len()` are, page by page, without faulting them in.
+    ///
+    /// # Errors
+    /// [`NumaError::PageRangeOutOfBounds`] for pages outside the region, and the backend's
+    /// query errors.
+    pub fn page_locations(&self, first: usize, out: &mut [PageLocation]) -> Result<(), NumaError> {
+        self.backend.page_locations(&self.mapping, first, out)
+    }
+
+    /// Faults every page in now, under the region's policy (`Touch` from this thread,
+    /// `Populate` by the kernel). A `Hard` region stays `Hard` (its pages are present and
+    /// verified already) unless this fails.
+    ///
+    /// # Errors
+    /// The backend's prefault errors (an explicit huge page that cannot be had:
+    /// [`NumaError::HugePagesUnavailable`]); the region is then `Soft`.
+    pub fn prefault(&mut self, how: Prefault) -> Result<(), NumaError> {
+        // SAFETY: `&mut self` excludes every borrow of the region's memory, and the token
+        // never left the region; the policy is unchanged.
+        let r = unsafe {
+            self.backend
+                .prefault(&self.mapping, self.mapping.all_pages(), how)
+        };
+        self.demote_on_error(r)
+    }
+
+    /// Gives the region a new policy for pages faulted from now on; pages already present
+    /// stay where they are (use [`NumaRegion::migrate`] to move them). The region is
+    /// `Soft` afterwards. Node ids are read as the region's `node_mode` says.
+    ///
+    /// # Errors
+    /// Validation errors of the new policy with the region's options ([`MemPolicy::validate`],
+    /// leaving the region unchanged), and the backend's: the old policy is then put back
+    /// and the region is `Soft`.
+    pub fn set_policy(&mut self, policy: MemPolicy) -> Result<(), NumaError> {
+        let mut opts = self.options;
+        opts.hard = false;
+        policy.validate(&opts, self.backend.topology())?;
+        self.enforcement = Enforcement::Soft;
+        // SAFETY: `&mut self` excludes every borrow of the region's memory; the region
+        // records the new policy below.
+        match unsafe { apply_policy(&self.backend, &self.mapping, &policy, &opts) } {
+            Ok(()) => {
+                self.policy = policy;
+                self.options = opts;
+                Ok(())
+            }
+            Err(e) => {
+                self.restore_policy();
+                Err(e)
+            }
+        }
+    }
+
+    /// Moves every page onto `to`; the policy becomes `Bind(to)`. `to` is read as the
+    /// region's `node_mode` reads ids (`Relative`: indices into the allowed memory nodes,
+    /// folded as the kernel folds them; `Static`: physical ids), on every backend. A
+    /// `Hard` region is verified again and is `Hard` afterwards only if every page is on
+    /// `to`; while the move runs, and after any failure, it is `Soft`.
+    ///
+    /// # Errors
+    /// Validation of `Bind(to)` (nothing changes); the backend's move errors and
+    /// [`NumaError::PlacementViolated`] from verification leave the region `Soft`, its
+    /// pages possibly split, and its previous policy restored for new faults.
     pub fn migrate(&mut self, to: &NodeMask) -> Result<(), NumaError> {
         let policy = MemPolicy::Bind(*to);
         let mut opts = self.options;
         opts.home_node = None;
         opts.numa_balancing = false;
         let eff = policy.validate(&opts, self.backend.topology())?;
-        self.backend.migrate(&self.mapping, to)?;
+        let was_hard = self.enforcement == Enforcement::Hard;
+        self.enforcement = Enforcement::Soft;
+        // SAFETY: `&mut self` excludes every borrow of the region's memory; the region
+        // records the policy below.
+        let moved = unsafe { self.backend.migrate(&self.mapping, to, opts.node_mode) };
+        if let Err(e) = moved {
+            self.restore_policy();
+            return Err(e);
+        }
         self.policy = policy;
         self.options = opts;
-        if self.enforcement == Enforcement::Hard {
-            if let Err(e) = verify_placement(&self.backend, &self.mapping, &eff) {
-                self.enforcement = Enforcement::Soft;
-                return Err(e);
-            }
+        if was_hard {
+            verify_placement(&self.backend, &self.mapping, &eff)?;
+            self.enforcement = Enforcement::Hard;
         }
         Ok(())
+    }
+
+    /// Puts the recorded policy back after a failed change (best effort: if the backend
+    /// refuses again, the region stays `Soft` and says nothing more).
+    fn restore_policy(&mut self) {
+        let mut opts = self.options;
+        opts.hard = false;
+        // SAFETY: called from `&mut self` methods only: no borrow of the memory is live.
+        let _ = unsafe { apply_policy(&self.backend, &self.mapping, &self.policy, &opts) };
+    }
+
+    fn demote_on_error(&mut self, r: Result<(), NumaError>) -> Result<(), NumaError> {
+        if r.is_err() {
+            self.enforcement = Enforcement::Soft;
+        }
+        r
     }
 }
 

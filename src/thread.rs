@@ -39,9 +39,7 @@ pub fn node_cpus<B: PlacementBackend>(backend: &B, node: NodeId) -> Result<CpuSe
         .ok_or(NumaError::NodeNotFound(node))?
         .intersection(topo.allowed_cpus());
     if cpus.is_empty() {
-        return Err(NumaError::InvalidArgument(
-            "the node has no CPUs this thread may use",
-        ));
+        return Err(NumaError::NoCpusOnNode(node));
     }
     Ok(cpus)
 }

@@ -3,7 +3,8 @@
 
 use numaperf::{
     thread, Enforcement, HugePages, LinuxBackend, MemPolicy, NodeId, NodeMask, NodeWeights,
-    NumaError, NumaRegion, PlacementBackend, Prefault, RegionOptions, Topology, TopologyInfo,
+    NumaError, NumaRegion, OptionConflict, PlacementBackend, Prefault, RegionOptions, Topology,
+    TopologyInfo,
 };
 
 const MIB: usize = 1 << 20;
@@ -99,7 +100,13 @@ fn hard_mode_is_reported_only_after_verification() {
         RegionOptions::new().hard(),
         Prefault::Touch,
     );
-    assert!(matches!(e, Err(NumaError::InvalidArgument(_))), "{e:?}");
+    assert!(
+        matches!(
+            e,
+            Err(NumaError::IncompatibleOption(OptionConflict::HardNeedsBind))
+        ),
+        "{e:?}"
+    );
 }
 
 #[test]
@@ -162,17 +169,14 @@ fn bad_input_is_a_typed_error() {
     let d = RegionOptions::default();
     let t = Prefault::Touch;
     let cases: Vec<(MemPolicy, usize, Result<(), NumaError>)> = vec![
-        (
-            MemPolicy::Local,
-            0,
-            Err(NumaError::InvalidArgument("size 0")),
-        ),
+        (MemPolicy::Local, 0, Err(NumaError::ZeroSize)),
         (
             MemPolicy::Local,
             usize::MAX,
-            Err(NumaError::InvalidArgument(
-                "size overflows when rounded to whole pages",
-            )),
+            Err(NumaError::SizeOverflow {
+                len: usize::MAX,
+                unit: 4096,
+            }),
         ),
         (
             MemPolicy::Bind(NodeMask::single(NodeId::new(7))),
@@ -192,12 +196,12 @@ fn bad_input_is_a_typed_error() {
         (
             MemPolicy::Bind(NodeMask::new()),
             MIB,
-            Err(NumaError::InvalidArgument("empty node mask")),
+            Err(NumaError::EmptyNodeMask),
         ),
         (
             MemPolicy::Interleave(NodeMask::new()),
             MIB,
-            Err(NumaError::InvalidArgument("empty node mask")),
+            Err(NumaError::EmptyNodeMask),
         ),
     ];
     for (policy, len, want) in cases {
@@ -298,7 +302,7 @@ fn topology_matches_the_backend() {
 
 /// `MemFree` in bytes from a meminfo file (`/proc/meminfo` or a node's).
 fn mem_free(path: &str) -> Option<u64> {
-    numaperf::core::sysfs::node_free_bytes(&std::fs::read_to_string(path).ok()?)
+    numaperf::numa_core::sysfs::node_free_bytes(&std::fs::read_to_string(path).ok()?)
 }
 
 #[test]

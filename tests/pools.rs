@@ -147,7 +147,7 @@ fn capacity_try_get_and_fallback_with_reasons() {
     ] {
         assert!(matches!(
             BufferPool::new(sim.clone(), bad),
-            Err(NumaError::InvalidArgument(_))
+            Err(NumaError::InvalidConfig { .. })
         ));
     }
 }
@@ -314,7 +314,10 @@ fn workers_run_on_their_node_and_memory_only_nodes_are_routed() {
                 steal: Steal::Never
             }
         ),
-        Err(NumaError::InvalidArgument(_))
+        Err(NumaError::InvalidConfig {
+            field: "workers_per_node",
+            ..
+        })
     ));
 }
 

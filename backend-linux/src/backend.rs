@@ -11,9 +11,9 @@ use std::sync::{Arc, OnceLock};
 use numaperf_core::region::round_to_unit;
 use numaperf_core::sysfs::node_free_bytes;
 use numaperf_core::{
-    CpuLocation, CpuSet, HugePages, Mapping, MemPolicy, NodeId, NodeMask, NodeMode, NodeWeights,
-    NumaError, OwnedTopology, PageLocation, PlacementBackend, Prefault, RegionOptions,
-    TopologyInfo,
+    CpuLocation, CpuSet, FileProblem, HugePages, KernelWeights, Mapping, MemPolicy, NodeId,
+    NodeMask, NodeMode, NodeWeights, NumaError, OptionConflict, OwnedTopology, PageLocation,
+    PageRange, PlacementBackend, Prefault, RegionOptions, SysfsFile, TopologyInfo,
 };
 use rustix::fd::{AsFd, OwnedFd};
 use rustix::io::Errno;
@@ -149,8 +149,9 @@ impl LinuxBackend {
         buf: &'b mut [u8],
     ) -> Result<&'b str, NumaError> {
         let mut name = heapless::String::<128>::new();
+        let file = SysfsFile::root("a small sysfs file");
         name.write_fmt(path)
-            .map_err(|_| NumaError::InvalidArgument("sysfs path too long"))?;
+            .map_err(|_| file.error(FileProblem::NotText))?;
         let dir = self
             .inner
             .root_fd
@@ -158,8 +159,7 @@ impl LinuxBackend {
             .map_or(rustix::fs::CWD, |fd| fd.as_fd());
         let (_, n) =
             read_once(dir, name.as_str(), buf).map_err(|e| errno_error("read sysfs", e))?;
-        core::str::from_utf8(&buf[..n])
-            .map_err(|_| NumaError::InvalidArgument("sysfs file is not text"))
+        core::str::from_utf8(&buf[..n]).map_err(|_| file.error(FileProblem::NotText))
     }
 
     /// Whether the kernel has a feature that answers EINVAL when missing; probed once
@@ -224,37 +224,23 @@ impl LinuxBackend {
         errno_error("mbind", e)
     }
 
-    /// Makes the kernel's global weighted-interleave table hold `w`'s weights (root only).
-    fn ensure_weights(&self, w: &NodeWeights) -> Result<(), NumaError> {
-        let dir = Path::new(WEIGHTS_DIR);
-        if !dir.exists() {
-            let (feature, since) = Probe::WeightedInterleave.feature();
-            return Err(NumaError::Unsupported { feature, since });
-        }
-        for n in w.nodes().iter() {
-            let path = dir.join(format!("node{n}"));
-            let want = w.weight(n).to_string();
-            let have = fs::read_to_string(&path).unwrap_or_default();
-            if have.trim() != want {
-                fs::write(&path, &want)
-                    .map_err(|e| io_error("write weighted_interleave weight", &e))?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Write-faults every page from this thread, keeping the content.
+    /// Write-faults `len` bytes at `addr` (whole pages of `page`) from this thread,
+    /// keeping the content.
     ///
     /// A compare-exchange of 0 with 0 stores whenever the byte is 0 (a fresh or zero-page
     /// mapped page) and a non-zero byte means the page is already backed. An idempotent
     /// `fetch_or(0)` would be wrong: LLVM folds it into a plain load in release builds,
     /// which maps the shared zero page instead of allocating on the policy's node.
-    fn touch(&self, m: &Mapping) {
-        for i in 0..m.page_count() {
-            // SAFETY: the byte is inside the mapping (i < page_count), which is mapped
-            // read-write; the atomic access keeps the content and races with nothing
-            // non-atomic because regions are prefaulted before they are handed out.
-            let byte = unsafe { AtomicU8::from_ptr(m.as_ptr().add(i * m.page_size())) };
+    ///
+    /// # Safety
+    /// `addr..addr + len` is mapped read-write and, for the duration of the call, no
+    /// reference to it exists and no other thread accesses it non-atomically (the
+    /// trait's mapping contract, which `prefault`'s caller upholds).
+    unsafe fn touch(addr: *mut u8, len: usize, page: usize) {
+        for off in (0..len).step_by(page) {
+            // SAFETY: the byte is inside the range (off < len), mapped read-write; by this
+            // function's contract nothing else accesses it during the call.
+            let byte = unsafe { AtomicU8::from_ptr(addr.add(off)) };
             let _ = byte.compare_exchange(0, 0, Ordering::Relaxed, Ordering::Relaxed);
         }
     }
@@ -275,11 +261,10 @@ impl LinuxBackend {
 
     /// A 2 MiB-aligned mapping for transparent huge pages: over-map, trim, advise.
     fn map_thp(&self, mapped: usize) -> Result<*mut u8, NumaError> {
-        let over = mapped
-            .checked_add(HUGE_2M)
-            .ok_or(NumaError::InvalidArgument(
-                "size overflows when rounded to huge pages",
-            ))?;
+        let over = mapped.checked_add(HUGE_2M).ok_or(NumaError::SizeOverflow {
+            len: mapped,
+            unit: HUGE_2M,
+        })?;
         let raw = self
             .mmap(over, MapFlags::PRIVATE)
             .map_err(|e| errno_error("mmap", e))? as usize;
@@ -351,8 +336,9 @@ impl PlacementBackend for LinuxBackend {
                 } else {
                     self.read_small(format_args!("/proc/meminfo"), &mut buf)?
                 };
-                node_free_bytes(text)
-                    .ok_or(NumaError::InvalidArgument("meminfo has no MemFree line"))
+                node_free_bytes(text).ok_or(
+                    SysfsFile::node(node, "meminfo").error(FileProblem::MissingField("MemFree:")),
+                )
             }
         }
     }
@@ -382,59 +368,49 @@ impl PlacementBackend for LinuxBackend {
         };
         let addr = NonNull::new(addr).ok_or(NumaError::Os {
             op: "mmap",
-            errno: 14,
+            errno: numaperf_core::Errno::EFAULT,
         })?;
         // SAFETY: `addr..addr + mapped` is the fresh mapping made above; it stays mapped
         // until `unmap` is called with this token; `unit` divides `mapped`.
         Ok(unsafe { Mapping::from_raw_parts(addr, len, mapped, unit) })
     }
 
-    fn apply_policy(
+    unsafe fn apply_policy(
         &self,
         m: &Mapping,
+        pages: PageRange,
         policy: &MemPolicy,
         opts: &RegionOptions,
         strict: bool,
     ) -> Result<(), NumaError> {
+        let (addr, len) = m.range(pages)?;
         let mode = match policy {
             MemPolicy::Local => mp::MPOL_LOCAL,
             MemPolicy::Bind(_) => mp::MPOL_BIND,
             MemPolicy::Preferred(_) => mp::MPOL_PREFERRED,
             MemPolicy::PreferredMany(_) => mp::MPOL_PREFERRED_MANY,
             MemPolicy::Interleave(_) => mp::MPOL_INTERLEAVE,
-            MemPolicy::WeightedInterleave(w) => {
-                self.ensure_weights(w)?;
-                mp::MPOL_WEIGHTED_INTERLEAVE
-            }
+            // The kernel's own weights apply (its global table, never written here); the
+            // region layer lays out other weights itself.
+            MemPolicy::WeightedInterleave(_) => mp::MPOL_WEIGHTED_INTERLEAVE,
         };
-        let flags = match opts.node_mode {
-            NodeMode::Default => 0,
-            NodeMode::Static => mp::MPOL_F_STATIC_NODES,
-            NodeMode::Relative => mp::MPOL_F_RELATIVE_NODES,
-        } | if opts.numa_balancing {
-            mp::MPOL_F_NUMA_BALANCING
-        } else {
-            0
-        };
+        let flags = mode_flags(opts.node_mode)
+            | if opts.numa_balancing {
+                mp::MPOL_F_NUMA_BALANCING
+            } else {
+                0
+            };
         let k = policy.nodes().to_kernel();
         let mf = if strict {
             mp::MPOL_MF_STRICT | mp::MPOL_MF_MOVE
         } else {
             0
         };
-        // SAFETY: `m` is a mapping this backend made and still owns; mbind changes only
-        // its policy (and, with MPOL_MF_MOVE, where its pages live, not their content).
-        unsafe {
-            mp::mbind(
-                m.as_ptr(),
-                m.mapped_len(),
-                mode | flags,
-                k.used_words(),
-                k.maxnode(),
-                mf,
-            )
-        }
-        .map_err(|e| self.mbind_error(policy, opts, e))?;
+        // SAFETY: the caller owns the mapping (the trait's contract); mbind changes only
+        // the range's policy (and, with MPOL_MF_MOVE, where its pages live, not their
+        // content).
+        unsafe { mp::mbind(addr, len, mode | flags, k.used_words(), k.maxnode(), mf) }
+            .map_err(|e| self.mbind_error(policy, opts, e))?;
         let interleaves = matches!(
             policy,
             MemPolicy::Interleave(_) | MemPolicy::WeightedInterleave(_)
@@ -443,53 +419,54 @@ impl PlacementBackend for LinuxBackend {
             // Unadvised THP would back aligned blocks (2 MiB, or an mTHP size) with huge
             // pages and interleave them whole; base pages were asked for, so the unit stays
             // the base page.
-            // SAFETY: `m` is our own live mapping; the advice changes only its page size.
-            unsafe { mm::madvise(m.as_ptr().cast(), m.mapped_len(), Advice::LinuxNoHugepage) }
+            // SAFETY: the caller's own live range; the advice changes only its page size.
+            unsafe { mm::madvise(addr.cast(), len, Advice::LinuxNoHugepage) }
                 .map_err(|e| errno_error("madvise(MADV_NOHUGEPAGE)", e))?;
         }
         if let Some(home) = opts.home_node {
-            // SAFETY: as above; the call sets the home node of our own range's policy.
-            unsafe {
-                mp::set_mempolicy_home_node(m.as_ptr(), m.mapped_len(), home.get() as usize, 0)
-            }
-            .map_err(|e| match e {
-                Errno::NOSYS => NumaError::Unsupported {
-                    feature: "set_mempolicy_home_node",
-                    since: "Linux 5.17",
+            // SAFETY: as above; the call sets the home node of the range's policy.
+            unsafe { mp::set_mempolicy_home_node(addr, len, home.get() as usize, 0) }.map_err(
+                |e| match e {
+                    Errno::NOSYS => NumaError::Unsupported {
+                        feature: "set_mempolicy_home_node",
+                        since: "Linux 5.17",
+                    },
+                    Errno::OPNOTSUPP => NumaError::IncompatibleOption(
+                        OptionConflict::HomeNodeNeedsBindOrPreferredMany,
+                    ),
+                    e => errno_error("set_mempolicy_home_node", e),
                 },
-                Errno::OPNOTSUPP => NumaError::InvalidArgument(
-                    "the kernel takes a home node only for Bind and PreferredMany",
-                ),
-                e => errno_error("set_mempolicy_home_node", e),
-            })?;
+            )?;
         }
         Ok(())
     }
 
-    fn prefault(&self, m: &Mapping, how: Prefault) -> Result<(), NumaError> {
+    unsafe fn prefault(
+        &self,
+        m: &Mapping,
+        pages: PageRange,
+        how: Prefault,
+    ) -> Result<(), NumaError> {
+        let (addr, len) = m.range(pages)?;
         let hugetlb = m.page_size() > self.inner.page_size;
         match how {
             Prefault::None => Ok(()),
             // A hugetlb page that cannot be had on the policy's nodes is SIGBUS on touch;
             // populate reports it as an error instead.
             Prefault::Touch if !hugetlb => {
-                self.touch(m);
+                // SAFETY: the caller owns the range and nothing else accesses it.
+                unsafe { Self::touch(addr, len, m.page_size()) };
                 Ok(())
             }
             Prefault::Touch | Prefault::Populate => {
-                // SAFETY: populating our own mapping allocates pages; content stays zero.
-                match unsafe {
-                    mm::madvise(
-                        m.as_ptr().cast(),
-                        m.mapped_len(),
-                        Advice::LinuxPopulateWrite,
-                    )
-                } {
+                // SAFETY: populating the caller's range allocates pages; content stays.
+                match unsafe { mm::madvise(addr.cast(), len, Advice::LinuxPopulateWrite) } {
                     Ok(()) => Ok(()),
                     // Before Linux 5.14 there is no MADV_POPULATE_WRITE. MAP_POPULATE would
                     // fault pages before mbind gave the range its policy, so touch instead.
                     Err(Errno::INVAL) if !hugetlb => {
-                        self.touch(m);
+                        // SAFETY: as for Touch.
+                        unsafe { Self::touch(addr, len, m.page_size()) };
                         Ok(())
                     }
                     Err(Errno::NOMEM | Errno::FAULT) if hugetlb => {
@@ -510,12 +487,10 @@ impl PlacementBackend for LinuxBackend {
         out: &mut [PageLocation],
     ) -> Result<(), NumaError> {
         const BATCH: usize = 512;
-        if first
-            .checked_add(out.len())
-            .is_none_or(|end| end > m.page_count())
-        {
-            return Err(NumaError::InvalidArgument("page range outside the mapping"));
-        }
+        m.range(PageRange {
+            first,
+            count: out.len(),
+        })?;
         let base = m.as_ptr() as usize;
         let mut pages = [std::ptr::null::<u8>(); BATCH];
         let mut status = [0i32; BATCH];
@@ -531,27 +506,32 @@ impl PlacementBackend for LinuxBackend {
                     s if s >= 0 => PageLocation::Node(NodeId::new(s as u32)),
                     // -ENOENT: not present; -EFAULT: the same on 4.3-6.11, or the zero page.
                     -2 | -14 => PageLocation::NotPresent,
-                    s => PageLocation::Error(-s),
+                    s => PageLocation::Error(numaperf_core::Errno::from_raw(s)),
                 };
             }
         }
         Ok(())
     }
 
-    fn migrate(&self, m: &Mapping, to: &NodeMask) -> Result<(), NumaError> {
+    unsafe fn migrate(&self, m: &Mapping, to: &NodeMask, mode: NodeMode) -> Result<(), NumaError> {
         let k = to.to_kernel();
-        // SAFETY: our own mapping; MPOL_MF_MOVE moves its pages, keeping their content.
+        // SAFETY: the caller owns the mapping; MPOL_MF_MOVE moves its pages, keeping their
+        // content. The mode flags make the kernel read `to` as the region's policy reads it.
         unsafe {
             mp::mbind(
                 m.as_ptr(),
                 m.mapped_len(),
-                mp::MPOL_BIND,
+                mp::MPOL_BIND | mode_flags(mode),
                 k.used_words(),
                 k.maxnode(),
                 mp::MPOL_MF_MOVE | mp::MPOL_MF_STRICT,
             )
         }
         .map_err(|e| errno_error("mbind(MPOL_MF_MOVE)", e))
+    }
+
+    fn kernel_weights(&self) -> Result<Option<KernelWeights>, NumaError> {
+        read_kernel_weights(Path::new(WEIGHTS_DIR), self.inner.topology.nodes())
     }
 
     unsafe fn unmap(&self, m: &Mapping) -> Result<(), NumaError> {
@@ -592,11 +572,53 @@ impl PlacementBackend for LinuxBackend {
 }
 
 fn errno_error(op: &'static str, e: Errno) -> NumaError {
-    NumaError::from_errno(op, e.raw_os_error())
+    NumaError::from_errno(op, e.into_typed())
 }
 
-fn io_error(op: &'static str, e: &std::io::Error) -> NumaError {
-    NumaError::from_errno(op, e.raw_os_error().unwrap_or(5))
+/// The kernel's mode flags for how a policy's node ids are read.
+fn mode_flags(mode: NodeMode) -> u32 {
+    match mode {
+        NodeMode::Default => 0,
+        NodeMode::Static => mp::MPOL_F_STATIC_NODES,
+        NodeMode::Relative => mp::MPOL_F_RELATIVE_NODES,
+    }
+}
+
+/// rustix's errno as the core's typed one.
+trait IntoTyped {
+    fn into_typed(self) -> numaperf_core::Errno;
+}
+
+impl IntoTyped for Errno {
+    fn into_typed(self) -> numaperf_core::Errno {
+        numaperf_core::Errno::from_raw(self.raw_os_error())
+    }
+}
+
+/// Reads the weighted-interleave table in `dir` for `nodes` (`Ok(None)`: no such table,
+/// a kernel before 6.9). The auto-mode file is `auto` (on 6.18 it is named
+/// `__auto_type`, a macro clash in the kernel's source); it is read, never written.
+fn read_kernel_weights(dir: &Path, nodes: &NodeMask) -> Result<Option<KernelWeights>, NumaError> {
+    if !dir.is_dir() {
+        return Ok(None);
+    }
+    let mut weights = NodeWeights::new();
+    for n in nodes.iter() {
+        let Some(text) = read_text(&dir.join(format!("node{n}"))) else {
+            continue;
+        };
+        let file = SysfsFile::root("/sys/kernel/mm/mempolicy/weighted_interleave/node*");
+        let w: u8 = text
+            .trim()
+            .parse()
+            .map_err(|_| file.error(FileProblem::Inconsistent("a weight is a number 1..=255")))?;
+        weights.set(n, w.max(1))?;
+    }
+    let auto = ["auto", "__auto_type"]
+        .iter()
+        .find_map(|f| read_text(&dir.join(f)))
+        .map(|t| t.trim() == "true");
+    Ok(Some(KernelWeights { weights, auto }))
 }
 
 #[cfg(test)]

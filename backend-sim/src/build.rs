@@ -93,8 +93,7 @@ impl SimMachine {
     /// A machine from a short spec: `"<n> nodes x <c> cpus x <size> GiB|MiB"`, every node
     /// alike, distances 10 local / 21 remote.
     pub fn from_spec(spec: &str) -> Result<Self, NumaError> {
-        const BAD: NumaError =
-            NumaError::InvalidArgument("a spec reads like \"2 nodes x 4 cpus x 1 GiB\"");
+        const BAD: NumaError = NumaError::InvalidSpec("not a spec");
         let parts: Vec<Vec<&str>> = spec
             .split(" x ")
             .map(|p| p.split_whitespace().collect())
@@ -130,7 +129,7 @@ impl SimMachine {
         let dir = dir.as_ref();
         let read = |p: &str| fs::read_to_string(dir.join(p)).ok();
         let topo = topology_from_sysfs(read, ProcessAllowed::default())?.ok_or(
-            NumaError::InvalidArgument("the directory has no `online` file"),
+            numaperf_core::SysfsFile::root("online").error(numaperf_core::FileProblem::Missing),
         )?;
         Ok(SimMachine::new(topo, &[]))
     }

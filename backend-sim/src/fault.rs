@@ -3,7 +3,7 @@
 
 use std::sync::Mutex;
 
-use numaperf_core::NumaError;
+use numaperf_core::{Errno, NumaError};
 
 use crate::calls::CallKind;
 use crate::hooked::{CallHook, Hooked};
@@ -17,8 +17,8 @@ pub struct Faults {
 
 #[derive(Debug, Default)]
 struct FaultState {
-    next: Vec<(CallKind, usize, i32)>,
-    random: Option<(XorShift, u32, i32)>,
+    next: Vec<(CallKind, usize, Errno)>,
+    random: Option<(XorShift, u32, Errno)>,
     injected: u64,
 }
 
@@ -58,7 +58,7 @@ impl<B> Hooked<B, Faults> {
 
     /// The next `n` calls of `kind` fail with `errno` (EPERM, ENOMEM, EINVAL, EIO, ...),
     /// as the typed error `NumaError::from_errno` makes of it. `Unmap` is never failed.
-    pub fn fail_next(&self, kind: CallKind, n: usize, errno: i32) {
+    pub fn fail_next(&self, kind: CallKind, n: usize, errno: Errno) {
         self.hook
             .state
             .lock()
@@ -68,7 +68,7 @@ impl<B> Hooked<B, Faults> {
     }
 
     /// About one call in `one_in` fails with `errno`, chosen by a xorshift from `seed`.
-    pub fn fail_randomly(&self, seed: u64, one_in: u32, errno: i32) {
+    pub fn fail_randomly(&self, seed: u64, one_in: u32, errno: Errno) {
         self.hook
             .state
             .lock()

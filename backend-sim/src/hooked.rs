@@ -2,8 +2,8 @@
 //! forwarding layer under `Tracer` (count) and `FaultInjector` (fail), over any backend.
 
 use numaperf_core::{
-    CpuLocation, CpuSet, HugePages, Mapping, MemPolicy, NodeId, NodeMask, NumaError, PageLocation,
-    PlacementBackend, Prefault, RegionOptions,
+    CpuLocation, CpuSet, HugePages, KernelWeights, Mapping, MemPolicy, NodeId, NodeMask, NodeMode,
+    NumaError, PageLocation, PageRange, PlacementBackend, Prefault, RegionOptions,
 };
 
 use crate::calls::CallKind;
@@ -51,19 +51,27 @@ impl<B: PlacementBackend, H: CallHook> PlacementBackend for Hooked<B, H> {
         self.hook.before(CallKind::Map)?;
         self.inner.map(len, huge)
     }
-    fn apply_policy(
+    unsafe fn apply_policy(
         &self,
         m: &Mapping,
+        pages: PageRange,
         p: &MemPolicy,
         o: &RegionOptions,
         strict: bool,
     ) -> Result<(), NumaError> {
         self.hook.before(CallKind::ApplyPolicy)?;
-        self.inner.apply_policy(m, p, o, strict)
+        // SAFETY: our caller upholds the mapping contract; `m` is `self.inner`'s.
+        unsafe { self.inner.apply_policy(m, pages, p, o, strict) }
     }
-    fn prefault(&self, m: &Mapping, how: Prefault) -> Result<(), NumaError> {
+    unsafe fn prefault(
+        &self,
+        m: &Mapping,
+        pages: PageRange,
+        how: Prefault,
+    ) -> Result<(), NumaError> {
         self.hook.before(CallKind::Prefault)?;
-        self.inner.prefault(m, how)
+        // SAFETY: as above.
+        unsafe { self.inner.prefault(m, pages, how) }
     }
     fn page_locations(
         &self,
@@ -74,9 +82,13 @@ impl<B: PlacementBackend, H: CallHook> PlacementBackend for Hooked<B, H> {
         self.hook.before(CallKind::PageLocations)?;
         self.inner.page_locations(m, first, out)
     }
-    fn migrate(&self, m: &Mapping, to: &NodeMask) -> Result<(), NumaError> {
+    unsafe fn migrate(&self, m: &Mapping, to: &NodeMask, mode: NodeMode) -> Result<(), NumaError> {
         self.hook.before(CallKind::Migrate)?;
-        self.inner.migrate(m, to)
+        // SAFETY: as above.
+        unsafe { self.inner.migrate(m, to, mode) }
+    }
+    fn kernel_weights(&self) -> Result<Option<KernelWeights>, NumaError> {
+        self.inner.kernel_weights()
     }
     unsafe fn unmap(&self, m: &Mapping) -> Result<(), NumaError> {
         let _ = self.hook.before(CallKind::Unmap);

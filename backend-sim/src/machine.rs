@@ -8,8 +8,9 @@ use std::sync::{Mutex, MutexGuard};
 use numaperf_core::policy::{allocation_order, interleave_index};
 use numaperf_core::region::round_to_unit;
 use numaperf_core::{
-    CpuLocation, CpuSet, HugePages, Mapping, MemPolicy, NodeId, NodeMask, NumaError, OwnedTopology,
-    PageLocation, PlacementBackend, Prefault, RegionOptions, TopologyInfo, MAX_NUMNODES,
+    CpuLocation, CpuSet, Errno, HugePages, KernelWeights, Mapping, MemPolicy, NodeId, NodeMask,
+    NodeMode, NodeWeights, NumaError, OwnedTopology, PageLocation, PageRange, PlacementBackend,
+    Prefault, RegionOptions, TopologyInfo, MAX_NUMNODES,
 };
 
 use crate::calls::{CallCounts, CallKind};
@@ -70,9 +71,58 @@ struct SimMapping {
     /// Page size placement is tracked in (the huge page size for hugetlb).
     unit: usize,
     huge: HugePages,
+    /// Policies by page range, sorted by first page, the first at page 0 (the kernel's
+    /// VMAs after mbind on parts of a mapping).
+    segments: Vec<Segment>,
+    pages: Vec<Option<NodeId>>,
+}
+
+/// The policy of pages `first..` up to the next segment's first page.
+#[derive(Clone, Debug)]
+struct Segment {
+    first: usize,
     policy: MemPolicy,
     opts: RegionOptions,
-    pages: Vec<Option<NodeId>>,
+}
+
+impl SimMapping {
+    /// The segment covering `page` and the first page after it.
+    fn segment_at(&self, page: usize) -> (&Segment, usize) {
+        let i = self.segments.partition_point(|s| s.first <= page) - 1;
+        let end = self
+            .segments
+            .get(i + 1)
+            .map_or(self.pages.len(), |s| s.first);
+        (&self.segments[i], end)
+    }
+
+    /// Gives `pages` a policy, splitting segments at its ends.
+    fn set_policy(&mut self, pages: PageRange, policy: MemPolicy, opts: RegionOptions) {
+        let end = pages.first + pages.count;
+        let after = (end < self.pages.len()).then(|| self.segment_at(end).0.clone());
+        self.segments
+            .retain(|s| s.first < pages.first || s.first >= end);
+        let at = self.segments.partition_point(|s| s.first < pages.first);
+        self.segments.insert(
+            at,
+            Segment {
+                first: pages.first,
+                policy,
+                opts,
+            },
+        );
+        if let Some(mut a) = after {
+            if self.segments.get(at + 1).is_none_or(|s| s.first != end) {
+                a.first = end;
+                self.segments.insert(at + 1, a);
+            }
+        }
+    }
+
+    /// Whether every segment's policy is `Bind` (NUMA balancing leaves those alone).
+    fn is_bound(&self, page: usize) -> bool {
+        matches!(self.segment_at(page).0.policy, MemPolicy::Bind(_))
+    }
 }
 
 #[derive(Default)]
@@ -81,6 +131,8 @@ struct State {
     maps: BTreeMap<usize, SimMapping>,
     lacks: Vec<KernelFeature>,
     deny_mempolicy: bool,
+    /// The simulated kernel's weighted-interleave table (`None`: every node weighs 1).
+    weights: Option<KernelWeights>,
 }
 
 /// A simulated machine. `Send + Sync`: share it by reference or `Arc` across threads.
@@ -203,6 +255,12 @@ impl SimMachine {
         self.state().lacks.push(feature);
     }
 
+    /// Sets the simulated kernel's global weighted-interleave table (as an administrator,
+    /// or firmware data in `auto` mode, would; numaperf itself never writes it).
+    pub fn set_kernel_weights(&self, weights: KernelWeights) {
+        self.state().weights = Some(weights);
+    }
+
     /// Makes mempolicy calls (mbind, move_pages) fail with EPERM, as a seccomp profile would.
     pub fn deny_mempolicy_calls(&self, deny: bool) {
         self.state().deny_mempolicy = deny;
@@ -217,9 +275,7 @@ impl SimMachine {
             .range(..=addr as usize)
             .next_back()
             .filter(|(s, m)| (addr as usize) < *s + m.mapped_len)
-            .ok_or(NumaError::InvalidArgument(
-                "address outside every simulated mapping",
-            ))?;
+            .ok_or(NumaError::ForeignMapping)?;
         let unit = st.maps[&start].unit;
         let first = (addr as usize - start) / unit;
         let end = (addr as usize + len.max(1) - start).div_ceil(unit);
@@ -239,10 +295,14 @@ impl SimMachine {
         let State { nodes, maps, .. } = &mut *st;
         let mut moved = 0;
         for m in maps.values_mut() {
-            if matches!(m.policy, MemPolicy::Bind(_)) || m.unit != PAGE_SIZE {
+            if m.unit != PAGE_SIZE {
                 continue;
             }
-            for page in m.pages.iter_mut() {
+            for i in 0..m.pages.len() {
+                if m.is_bound(i) {
+                    continue;
+                }
+                let page = &mut m.pages[i];
                 let Some(from) = *page else { continue };
                 if rng.next() % 4 != 0 {
                     continue;
@@ -272,36 +332,49 @@ impl SimMachine {
         local: NodeId,
     ) -> Result<(), NumaError> {
         let State { nodes, maps, .. } = st;
-        let m = maps
-            .get_mut(&start)
-            .ok_or(NumaError::InvalidArgument("not a simulated mapping"))?;
-        let eff = m.policy.validate(&m.opts, &self.topology)?;
+        let m = maps.get_mut(&start).ok_or(NumaError::ForeignMapping)?;
+        let end = end.min(m.pages.len());
         let mut i = first;
-        while i < end.min(m.pages.len()) {
-            if m.pages[i].is_some() {
-                i += 1;
-                continue;
+        while i < end {
+            // One validation per policy segment, not per page.
+            let (seg, seg_end) = m.segment_at(i);
+            let seg = seg.clone();
+            let eff = seg.policy.validate(&seg.opts, &self.topology)?;
+            while i < end.min(seg_end) {
+                if m.pages[i].is_some() {
+                    i += 1;
+                    continue;
+                }
+                // A transparent huge page covers a whole aligned 2 MiB block of one VMA.
+                let block = 1 << THP_ORDER;
+                let (count, order, shift) = if m.huge == HugePages::Transparent
+                    && i % block == 0
+                    && i + block <= seg_end
+                    && m.pages[i..i + block].iter().all(Option::is_none)
+                {
+                    (block, THP_ORDER, 12)
+                } else if m.unit > PAGE_SIZE {
+                    (1, 0, m.unit.trailing_zeros())
+                } else {
+                    (1, 0, 12)
+                };
+                let addr = start + i * m.unit;
+                let ilx = interleave_index(start, addr, shift, order);
+                let node = place(
+                    nodes,
+                    &self.topology,
+                    m,
+                    &seg,
+                    &eff,
+                    local,
+                    ilx,
+                    count as u64,
+                )?;
+                m.pages[i..i + count]
+                    .iter_mut()
+                    .for_each(|p| *p = Some(node));
+                i += count;
             }
-            // A transparent huge page covers a whole aligned 2 MiB block of the mapping.
-            let block = 1 << THP_ORDER;
-            let (count, order, shift) = if m.huge == HugePages::Transparent
-                && i % block == 0
-                && i + block <= m.pages.len()
-                && m.pages[i..i + block].iter().all(Option::is_none)
-            {
-                (block, THP_ORDER, 12)
-            } else if m.unit > PAGE_SIZE {
-                (1, 0, m.unit.trailing_zeros())
-            } else {
-                (1, 0, 12)
-            };
-            let addr = start + i * m.unit;
-            let ilx = interleave_index(start, addr, shift, order);
-            let node = place(nodes, &self.topology, m, &eff, local, ilx, count as u64)?;
-            m.pages[i..i + count]
-                .iter_mut()
-                .for_each(|p| *p = Some(node));
-            i += count;
         }
         Ok(())
     }
@@ -315,16 +388,15 @@ impl SimMachine {
         local: NodeId,
     ) -> Result<(), NumaError> {
         let State { nodes, maps, .. } = st;
-        let m = maps
-            .get_mut(&start)
-            .ok_or(NumaError::InvalidArgument("not a simulated mapping"))?;
+        let m = maps.get_mut(&start).ok_or(NumaError::ForeignMapping)?;
         for i in 0..m.pages.len() {
             let Some(old) = m.pages[i] else { continue };
             if allowed.contains(old) {
                 continue;
             }
             let ilx = interleave_index(start, start + i * m.unit, m.unit.trailing_zeros(), 0);
-            let new = place(nodes, &self.topology, m, allowed, local, ilx, 1)?;
+            let seg = m.segment_at(i).0.clone();
+            let new = place(nodes, &self.topology, m, &seg, allowed, local, ilx, 1)?;
             release(nodes, m, old, 1);
             m.pages[i] = Some(new);
         }
@@ -333,7 +405,7 @@ impl SimMachine {
 
     fn check_allowed(&self, st: &State, op: &'static str) -> Result<(), NumaError> {
         if st.deny_mempolicy {
-            return Err(NumaError::from_errno(op, 1));
+            return Err(NumaError::from_errno(op, Errno::EPERM));
         }
         Ok(())
     }
@@ -383,17 +455,19 @@ fn release(nodes: &mut BTreeMap<NodeId, NodeMemory>, m: &SimMapping, node: NodeI
 
 /// Picks the node for `count` base pages (or one huge page) the way the kernel would:
 /// the first node in the policy's allocation order that has room.
+#[allow(clippy::too_many_arguments)]
 fn place(
     nodes: &mut BTreeMap<NodeId, NodeMemory>,
     topo: &OwnedTopology,
     m: &SimMapping,
+    seg: &Segment,
     eff: &NodeMask,
     local: NodeId,
     ilx: u64,
     count: u64,
 ) -> Result<NodeId, NumaError> {
     let mut order = [NodeId::new(0); MAX_NUMNODES];
-    let k = allocation_order(&m.policy, &m.opts, eff, topo, local, ilx, &mut order);
+    let k = allocation_order(&seg.policy, &seg.opts, eff, topo, local, ilx, &mut order);
     for &n in &order[..k] {
         let ok = if m.unit > PAGE_SIZE {
             nodes.get_mut(&n).is_some_and(|nm| {
@@ -465,8 +539,11 @@ impl PlacementBackend for SimMachine {
             mapped_len: mapped,
             unit,
             huge,
-            policy: MemPolicy::Local,
-            opts: RegionOptions::default(),
+            segments: vec![Segment {
+                first: 0,
+                policy: MemPolicy::Local,
+                opts: RegionOptions::default(),
+            }],
             pages: vec![None; mapped / unit],
         };
         st.maps.insert(addr.as_ptr() as usize, m);
@@ -475,14 +552,16 @@ impl PlacementBackend for SimMachine {
         Ok(unsafe { Mapping::from_raw_parts(addr, len, mapped, unit) })
     }
 
-    fn apply_policy(
+    unsafe fn apply_policy(
         &self,
         m: &Mapping,
+        pages: PageRange,
         policy: &MemPolicy,
         opts: &RegionOptions,
         strict: bool,
     ) -> Result<(), NumaError> {
         self.calls.record(CallKind::ApplyPolicy);
+        m.range(pages)?;
         let mut st = self.state();
         self.check_allowed(&st, "mbind")?;
         let needs = match policy {
@@ -499,13 +578,23 @@ impl PlacementBackend for SimMachine {
             }
         }
         let eff = policy.validate(opts, &self.topology)?;
+        // As the kernel: weighted interleave takes its weights from the global table.
+        let (policy, opts) = match policy {
+            MemPolicy::WeightedInterleave(_) => {
+                let mut w = NodeWeights::new();
+                for n in eff.iter() {
+                    let k = st.weights.map_or(1, |k| k.weights.weight(n).max(1));
+                    w.set(n, k)?;
+                }
+                let mut o = *opts;
+                o.node_mode = NodeMode::Default;
+                (MemPolicy::WeightedInterleave(w), o)
+            }
+            p => (p.clone(), *opts),
+        };
         let start = m.as_ptr() as usize;
-        let sm = st.maps.get_mut(&start).ok_or(NumaError::Os {
-            op: "mbind",
-            errno: 14,
-        })?;
-        sm.policy = policy.clone();
-        sm.opts = *opts;
+        let sm = st.maps.get_mut(&start).ok_or(NumaError::ForeignMapping)?;
+        sm.set_policy(pages, policy, opts);
         if strict {
             let local = self.local_node();
             self.move_misplaced(&mut st, start, &eff, local)?;
@@ -513,16 +602,27 @@ impl PlacementBackend for SimMachine {
         Ok(())
     }
 
-    fn prefault(&self, m: &Mapping, how: Prefault) -> Result<(), NumaError> {
+    unsafe fn prefault(
+        &self,
+        m: &Mapping,
+        pages: PageRange,
+        how: Prefault,
+    ) -> Result<(), NumaError> {
         self.calls.record(CallKind::Prefault);
+        m.range(pages)?;
         if how == Prefault::None {
             return Ok(());
         }
         let local = self.local_node();
         let mut st = self.state();
         let start = m.as_ptr() as usize;
-        let n = st.maps.get(&start).map_or(0, |s| s.pages.len());
-        self.fault_range(&mut st, start, 0, n, local)
+        self.fault_range(
+            &mut st,
+            start,
+            pages.first,
+            pages.first + pages.count,
+            local,
+        )
     }
 
     fn page_locations(
@@ -534,46 +634,62 @@ impl PlacementBackend for SimMachine {
         self.calls.record(CallKind::PageLocations);
         let st = self.state();
         self.check_allowed(&st, "move_pages")?;
-        let sm = st.maps.get(&(m.as_ptr() as usize)).ok_or(NumaError::Os {
-            op: "move_pages",
-            errno: 14,
+        let sm = st
+            .maps
+            .get(&(m.as_ptr() as usize))
+            .ok_or(NumaError::ForeignMapping)?;
+        m.range(PageRange {
+            first,
+            count: out.len(),
         })?;
-        let pages = first
-            .checked_add(out.len())
-            .and_then(|end| sm.pages.get(first..end));
-        let pages = pages.ok_or(NumaError::InvalidArgument("page range outside the mapping"))?;
+        let pages = &sm.pages[first..first + out.len()];
         for (o, p) in out.iter_mut().zip(pages) {
             *o = p.map_or(PageLocation::NotPresent, PageLocation::Node);
         }
         Ok(())
     }
 
-    fn migrate(&self, m: &Mapping, to: &NodeMask) -> Result<(), NumaError> {
+    unsafe fn migrate(&self, m: &Mapping, to: &NodeMask, mode: NodeMode) -> Result<(), NumaError> {
         self.calls.record(CallKind::Migrate);
         let policy = MemPolicy::Bind(*to);
-        let opts = RegionOptions::default();
+        let mut opts = RegionOptions::default();
+        opts.node_mode = mode;
+        // `to` is read with the mode's flag, as the kernel reads an mbind mask.
         let eff = policy.validate(&opts, &self.topology)?;
         let local = self.local_node();
         let mut st = self.state();
         self.check_allowed(&st, "mbind")?;
         let start = m.as_ptr() as usize;
-        let sm = st.maps.get_mut(&start).ok_or(NumaError::Os {
-            op: "mbind",
-            errno: 14,
-        })?;
-        sm.policy = policy;
-        sm.opts = opts;
+        let sm = st.maps.get_mut(&start).ok_or(NumaError::ForeignMapping)?;
+        let all = m.all_pages();
+        sm.set_policy(all, policy, opts);
         self.move_misplaced(&mut st, start, &eff, local)
+    }
+
+    fn kernel_weights(&self) -> Result<Option<KernelWeights>, NumaError> {
+        let st = self.state();
+        if st.lacks.contains(&KernelFeature::WeightedInterleave) {
+            return Ok(None);
+        }
+        Ok(Some(st.weights.unwrap_or_else(|| {
+            let mut weights = NodeWeights::new();
+            for n in self.topology.nodes().iter() {
+                let _ = weights.set(n, 1);
+            }
+            KernelWeights {
+                weights,
+                auto: None,
+            }
+        })))
     }
 
     unsafe fn unmap(&self, m: &Mapping) -> Result<(), NumaError> {
         self.calls.record(CallKind::Unmap);
         let mut st = self.state();
         let State { nodes, maps, .. } = &mut *st;
-        let sm = maps.remove(&(m.as_ptr() as usize)).ok_or(NumaError::Os {
-            op: "munmap",
-            errno: 22,
-        })?;
+        let sm = maps
+            .remove(&(m.as_ptr() as usize))
+            .ok_or(NumaError::ForeignMapping)?;
         for node in sm.pages.iter().flatten() {
             release(nodes, &sm, *node, 1);
         }
@@ -608,10 +724,12 @@ impl PlacementBackend for SimMachine {
             return Err(NumaError::InvalidCpu(bad));
         }
         let usable = cpus.intersection(self.topology.allowed_cpus());
-        let first = usable.first().ok_or(NumaError::Os {
-            op: "sched_setaffinity",
-            errno: 22,
-        })?;
+        if cpus.is_empty() {
+            return Err(NumaError::EmptyCpuSet);
+        }
+        let first = usable
+            .first()
+            .ok_or(NumaError::CpuNotAllowed(cpus.first().unwrap_or(0) as u32))?;
         let t = self.thread();
         let cpu = if usable.contains(t.cpu) { t.cpu } else { first };
         threads::set(

@@ -19,14 +19,13 @@ unsafe impl Send for Block {}
 impl Block {
     /// `len` zeroed bytes aligned to `align` (a power of two).
     pub(crate) fn new(len: usize, align: usize) -> Result<Self, NumaError> {
-        let layout = Layout::from_size_align(len, align).map_err(|_| {
-            NumaError::InvalidArgument("size overflows when rounded to whole pages")
-        })?;
+        let layout = Layout::from_size_align(len, align)
+            .map_err(|_| NumaError::SizeOverflow { len, unit: align })?;
         // SAFETY: `layout` has a non-zero size (callers round a non-zero length up).
         let ptr = unsafe { alloc_zeroed(layout) };
         let ptr = NonNull::new(ptr).ok_or(NumaError::Os {
             op: "mmap",
-            errno: 12,
+            errno: numaperf_core::Errno::ENOMEM,
         })?;
         Ok(Block { ptr, layout })
     }

@@ -5,8 +5,8 @@ use numaperf_core::backend::placement;
 use numaperf_core::policy::{fallback_order, interleave_index, interleave_node};
 use numaperf_core::region::create_region;
 use numaperf_core::{
-    HugePages, Mapping, MemPolicy, NodeId, NodeMask, NodeWeights, NumaError, PageCounts,
-    PageLocation, PlacementBackend, Prefault, RegionOptions, TopologyInfo,
+    Errno, HugePages, Mapping, MemPolicy, NodeId, NodeMask, NodeMode, NodeWeights, NumaError,
+    PageCounts, PageLocation, PlacementBackend, Prefault, RegionOptions, TopologyInfo,
 };
 use numaperf_sim::{CallKind, FaultInjector, KernelFeature, SimMachine, Tracer};
 use proptest::prelude::*;
@@ -159,7 +159,8 @@ fn over_capacity_bind_is_an_error_and_leaks_nothing() {
     )
     .unwrap();
     assert!(matches!(
-        sim.prefault(&m, Prefault::Touch),
+        // SAFETY: the test owns `m` and holds no reference to its memory.
+        unsafe { sim.prefault(&m, m.all_pages(), Prefault::Touch) },
         Err(NumaError::InsufficientMemory { .. })
     ));
     assert_eq!(counts(&sim, &m).on(NodeId::new(1)), 256);
@@ -288,31 +289,31 @@ fn injected_errors_are_typed_and_leak_nothing() {
     for (kind, errno, want) in [
         (
             CallKind::ApplyPolicy,
-            1,
+            Errno::EPERM,
             NumaError::PermissionDenied { op: "mbind" },
         ),
         (
             CallKind::Prefault,
-            12,
+            Errno::ENOMEM,
             NumaError::Os {
                 op: "madvise",
-                errno: 12,
+                errno: Errno::ENOMEM,
             },
         ),
         (
             CallKind::Map,
-            12,
+            Errno::ENOMEM,
             NumaError::Os {
                 op: "mmap",
-                errno: 12,
+                errno: Errno::ENOMEM,
             },
         ),
         (
             CallKind::PageLocations,
-            5,
+            Errno::EIO,
             NumaError::Os {
                 op: "move_pages",
-                errno: 5,
+                errno: Errno::EIO,
             },
         ),
     ] {
@@ -345,7 +346,7 @@ fn random_faults_replay_from_the_seed() {
     let run = |seed| {
         let sim = SimMachine::from_spec("2 nodes x 1 cpus x 16 MiB").unwrap();
         let f = FaultInjector::new(&sim);
-        f.fail_randomly(seed, 3, 5);
+        f.fail_randomly(seed, 3, Errno::EIO);
         let results: Vec<bool> = (0..20)
             .map(|_| {
                 region(&f, 2, MemPolicy::Local, Default::default(), Prefault::Touch)
@@ -451,7 +452,8 @@ fn migrate_moves_every_page() {
         Prefault::Touch,
     )
     .unwrap();
-    sim.migrate(&m, &mask(&[2])).unwrap();
+    // SAFETY: the test owns `m` and holds no reference to its memory.
+    unsafe { sim.migrate(&m, &mask(&[2]), NodeMode::Default) }.unwrap();
     assert_eq!(counts(&sim, &m).on(NodeId::new(2)), 32);
     drop_region(&sim, m);
     assert!(sim.usage().iter().all(|u| u.free == u.total));

@@ -185,7 +185,7 @@ pub fn raw_discover(root: &Path) {
     };
     let n = read("online", &mut buf);
     let online = std::str::from_utf8(&buf[..n]).expect("text").to_owned();
-    let nodes = numaperf::core::parse::parse_list::<NodeId, 16>(&online).expect("online list");
+    let nodes = numaperf::numa_core::parse::parse_list::<NodeId, 16>(&online).expect("online list");
     for n in nodes.iter() {
         for f in ["cpulist", "meminfo", "distance"] {
             read(&format!("node{n}/{f}"), &mut buf);

@@ -4,13 +4,19 @@
 use core::fmt;
 use core::ptr::NonNull;
 
+use crate::errno::Errno;
 use crate::error::NumaError;
 use crate::node::{CpuSet, NodeId, NodeMask, MAX_NUMNODES};
-use crate::options::{HugePages, Prefault, RegionOptions};
+use crate::options::{HugePages, NodeMode, Prefault, RegionOptions};
 use crate::policy::MemPolicy;
 use crate::topology::TopologyInfo;
+use crate::weighted::KernelWeights;
 
 /// An address range a backend mapped; a token, it gives no access by itself.
+///
+/// Whoever holds the token owns the mapping: the trait's methods that write its memory
+/// or change its policy are `unsafe` and ask the caller to guarantee exclusive access.
+/// A region never hands its token out; it hands out a [`MappingInfo`] instead.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Mapping {
     addr: NonNull<u8>,
@@ -80,6 +86,101 @@ impl Mapping {
     pub fn page_count(&self) -> usize {
         self.mapped_len / self.page_size
     }
+
+    /// A `Copy` description of the mapping (address and sizes), which is not the token.
+    pub fn info(&self) -> MappingInfo {
+        MappingInfo {
+            addr: self.addr,
+            len: self.len,
+            mapped_len: self.mapped_len,
+            page_size: self.page_size,
+        }
+    }
+
+    /// Every page of the mapping.
+    pub fn all_pages(&self) -> PageRange {
+        PageRange {
+            first: 0,
+            count: self.page_count(),
+        }
+    }
+
+    /// The address range of `pages`, checked to lie inside the mapping.
+    ///
+    /// # Errors
+    /// [`NumaError::PageRangeOutOfBounds`] when it does not.
+    pub fn range(&self, pages: PageRange) -> Result<(*mut u8, usize), NumaError> {
+        let total = self.page_count();
+        let out = NumaError::PageRangeOutOfBounds {
+            first: pages.first,
+            count: pages.count,
+            pages: total,
+        };
+        match pages.first.checked_add(pages.count) {
+            Some(end) if end <= total => Ok((
+                self.addr
+                    .as_ptr()
+                    .wrapping_add(pages.first * self.page_size),
+                pages.count * self.page_size,
+            )),
+            _ => Err(out),
+        }
+    }
+}
+
+/// Where a mapping is and how large: a description to read, not a token to act with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MappingInfo {
+    addr: NonNull<u8>,
+    len: usize,
+    mapped_len: usize,
+    page_size: usize,
+}
+
+// SAFETY: an address and sizes, never dereferenced through this type.
+unsafe impl Send for MappingInfo {}
+// SAFETY: as above.
+unsafe impl Sync for MappingInfo {}
+
+impl MappingInfo {
+    /// Start address.
+    pub fn as_ptr(&self) -> *const u8 {
+        self.addr.as_ptr()
+    }
+
+    /// Length asked for.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the length asked for is 0 (never, for a mapping a backend made).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Length actually mapped (whole pages).
+    pub fn mapped_len(&self) -> usize {
+        self.mapped_len
+    }
+
+    /// The page size placement is tracked in.
+    pub fn page_size(&self) -> usize {
+        self.page_size
+    }
+
+    /// Number of pages of `page_size`.
+    pub fn page_count(&self) -> usize {
+        self.mapped_len / self.page_size
+    }
+}
+
+/// Pages `first..first + count` of a mapping, in its page size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PageRange {
+    /// The first page.
+    pub first: usize,
+    /// How many pages.
+    pub count: usize,
 }
 
 /// Where one page is.
@@ -89,8 +190,8 @@ pub enum PageLocation {
     Node(NodeId),
     /// Not faulted in yet (or only the shared zero page).
     NotPresent,
-    /// The kernel reported another per-page errno (positive).
-    Error(i32),
+    /// The kernel reported another per-page errno.
+    Error(Errno),
 }
 
 /// Pages per node of a region, plus pages not present.
@@ -218,6 +319,15 @@ pub const PLACEMENT_BATCH: usize = 512;
 ///
 /// Backends stay thin: validation, capacity checks, hard-mode verification and cleanup on
 /// error live above this trait (see [`crate::region`]).
+///
+/// # Safety contract of the mapping methods
+/// `apply_policy`, `prefault`, `migrate` and `unmap` act on a mapping's memory or policy
+/// and are `unsafe`. Their caller guarantees that `m` came from this backend's `map` and
+/// is not yet unmapped, and that it *owns* the mapping: for the duration of the call no
+/// reference to the memory of the pages named exists and no other thread accesses them
+/// (`prefault` writes them; a strict `apply_policy` and `migrate` move them), and whatever
+/// reports the mapping's policy or enforcement (a `NumaRegion`) is updated by the caller.
+/// `NumaRegion` keeps its token private and calls these only from `&mut self` methods.
 #[cfg_attr(test, mockall::automock(type Topology = crate::topology::FixedTopology<4>;))]
 pub trait PlacementBackend {
     /// The backend's topology representation.
@@ -235,17 +345,30 @@ pub trait PlacementBackend {
     /// Maps `len` bytes of anonymous private memory, rounded up to whole pages of `huge`.
     fn map(&self, len: usize, huge: HugePages) -> Result<Mapping, NumaError>;
 
-    /// Gives the mapping its policy (`strict`: `MPOL_MF_STRICT | MPOL_MF_MOVE`).
-    fn apply_policy(
+    /// Gives `pages` of the mapping a policy (`strict`: `MPOL_MF_STRICT | MPOL_MF_MOVE`).
+    /// Node ids in `policy` are read as `opts.node_mode` says.
+    ///
+    /// # Safety
+    /// See the trait's safety contract.
+    unsafe fn apply_policy(
         &self,
         m: &Mapping,
+        pages: PageRange,
         policy: &MemPolicy,
         opts: &RegionOptions,
         strict: bool,
     ) -> Result<(), NumaError>;
 
-    /// Faults the pages in now (`Touch`: from the calling thread; `Populate`: by the kernel).
-    fn prefault(&self, m: &Mapping, how: Prefault) -> Result<(), NumaError>;
+    /// Faults `pages` in now (`Touch`: from the calling thread; `Populate`: by the kernel).
+    ///
+    /// # Safety
+    /// See the trait's safety contract.
+    unsafe fn prefault(
+        &self,
+        m: &Mapping,
+        pages: PageRange,
+        how: Prefault,
+    ) -> Result<(), NumaError>;
 
     /// Where pages `first..first + out.len()` are, without faulting them in.
     fn page_locations(
@@ -256,13 +379,22 @@ pub trait PlacementBackend {
     ) -> Result<(), NumaError>;
 
     /// Moves every page not on `to` onto `to`; the mapping's policy becomes `Bind(to)`.
-    fn migrate(&self, m: &Mapping, to: &NodeMask) -> Result<(), NumaError>;
+    /// `to` is read as `mode` says, as the kernel reads a policy's mask with its flags
+    /// (`Relative`: indices into the allowed memory nodes; `Static`: physical ids).
+    ///
+    /// # Safety
+    /// See the trait's safety contract.
+    unsafe fn migrate(&self, m: &Mapping, to: &NodeMask, mode: NodeMode) -> Result<(), NumaError>;
 
     /// Unmaps the whole mapped length.
     ///
     /// # Safety
     /// `m` came from this backend's `map` and nothing refers to its memory any more.
     unsafe fn unmap(&self, m: &Mapping) -> Result<(), NumaError>;
+
+    /// The kernel's weighted-interleave table (`None`: the kernel has no weighted
+    /// interleave). Read only; numaperf never writes it.
+    fn kernel_weights(&self) -> Result<Option<KernelWeights>, NumaError>;
 
     /// The calling thread's CPU and node.
     fn current_cpu(&self) -> Result<CpuLocation, NumaError>;
@@ -322,17 +454,25 @@ macro_rules! forward_backend {
             fn map(&self, len: usize, huge: HugePages) -> Result<Mapping, NumaError> {
                 (**self).map(len, huge)
             }
-            fn apply_policy(
+            unsafe fn apply_policy(
                 &self,
                 m: &Mapping,
+                pages: PageRange,
                 policy: &MemPolicy,
                 opts: &RegionOptions,
                 strict: bool,
             ) -> Result<(), NumaError> {
-                (**self).apply_policy(m, policy, opts, strict)
+                // SAFETY: the caller upholds the contract for the backend behind the handle.
+                unsafe { (**self).apply_policy(m, pages, policy, opts, strict) }
             }
-            fn prefault(&self, m: &Mapping, how: Prefault) -> Result<(), NumaError> {
-                (**self).prefault(m, how)
+            unsafe fn prefault(
+                &self,
+                m: &Mapping,
+                pages: PageRange,
+                how: Prefault,
+            ) -> Result<(), NumaError> {
+                // SAFETY: as above.
+                unsafe { (**self).prefault(m, pages, how) }
             }
             fn page_locations(
                 &self,
@@ -342,8 +482,17 @@ macro_rules! forward_backend {
             ) -> Result<(), NumaError> {
                 (**self).page_locations(m, first, out)
             }
-            fn migrate(&self, m: &Mapping, to: &NodeMask) -> Result<(), NumaError> {
-                (**self).migrate(m, to)
+            unsafe fn migrate(
+                &self,
+                m: &Mapping,
+                to: &NodeMask,
+                mode: NodeMode,
+            ) -> Result<(), NumaError> {
+                // SAFETY: as above.
+                unsafe { (**self).migrate(m, to, mode) }
+            }
+            fn kernel_weights(&self) -> Result<Option<KernelWeights>, NumaError> {
+                (**self).kernel_weights()
             }
             unsafe fn unmap(&self, m: &Mapping) -> Result<(), NumaError> {
                 // SAFETY: the caller upholds `unmap`'s contract for the backend behind the handle.
@@ -377,7 +526,7 @@ mod tests {
         a.record(PageLocation::NotPresent);
         b.record(PageLocation::Node(NodeId::new(0)));
         b.record(PageLocation::Node(NodeId::new(1023)));
-        b.record(PageLocation::Error(14));
+        b.record(PageLocation::Error(Errno::EFAULT));
         a.merge(&b);
         assert_eq!((a.on(NodeId::new(0)), a.on(NodeId::new(1023))), (2, 1));
         assert_eq!(

@@ -17,6 +17,7 @@ extern crate std;
 extern crate std;
 
 pub mod backend;
+pub mod errno;
 pub mod error;
 pub mod node;
 pub mod options;
@@ -26,9 +27,13 @@ pub mod region;
 #[cfg(feature = "alloc")]
 pub mod sysfs;
 pub mod topology;
+pub mod weighted;
 
-pub use backend::{CpuLocation, Mapping, PageCounts, PageLocation, PlacementBackend};
-pub use error::NumaError;
+pub use backend::{
+    CpuLocation, Mapping, MappingInfo, PageCounts, PageLocation, PageRange, PlacementBackend,
+};
+pub use errno::Errno;
+pub use error::{FileProblem, NumaError, OptionConflict, SysfsFile};
 pub use node::{CpuSet, IdSet, NodeId, NodeMask, MAX_CPUS, MAX_NUMNODES};
 pub use options::{Enforcement, HugePages, NodeMode, Prefault, RegionOptions};
 pub use parse::{ParseError, ParseErrorKind};
@@ -36,3 +41,4 @@ pub use policy::{MemPolicy, NodeWeights};
 pub use topology::{FixedTopology, NodeInfo, NodeList, NodeTable, TopologyInfo};
 #[cfg(feature = "alloc")]
 pub use topology::{OwnedNodeInfo, OwnedTopology};
+pub use weighted::KernelWeights;

@@ -3,7 +3,7 @@
 
 use core::fmt;
 
-use crate::error::NumaError;
+use crate::error::{NumaError, OptionConflict};
 use crate::node::{NodeId, NodeMask, MAX_NUMNODES};
 use crate::options::{NodeMode, RegionOptions};
 use crate::topology::TopologyInfo;
@@ -30,10 +30,20 @@ pub enum MemPolicy {
 }
 
 /// Per-node weights for [`MemPolicy::WeightedInterleave`] (1..=255, as the kernel's table).
+///
+/// ```
+/// use numaperf_core::{NodeId, NodeWeights, NumaError};
+/// let w = NodeWeights::new().with(NodeId::new(0), 3).with(NodeId::new(1), 1);
+/// assert_eq!((w.weight(NodeId::new(0)), w.weight(NodeId::new(1))), (3, 1));
+/// // A bad entry is remembered and reported by validation, naming node and weight.
+/// let bad = NodeWeights::new().with(NodeId::new(2), 0);
+/// assert_eq!(bad.check(), Err(NumaError::InvalidWeight { node: 2, weight: 0 }));
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct NodeWeights {
     weights: [u8; MAX_NUMNODES],
-    overflow: Option<u32>,
+    /// The first entry [`NodeWeights::with`] could not take: (node id, weight).
+    rejected: Option<(u32, u8)>,
 }
 
 impl Default for NodeWeights {
@@ -47,28 +57,51 @@ impl NodeWeights {
     pub const fn new() -> Self {
         NodeWeights {
             weights: [0; MAX_NUMNODES],
-            overflow: None,
+            rejected: None,
         }
     }
 
-    /// Builder form of [`NodeWeights::set`] that remembers a bad id or weight for validation.
+    /// Builder form of [`NodeWeights::set`]; a bad id or weight is remembered and
+    /// reported by [`NodeWeights::check`] (and so by policy validation).
     pub fn with(mut self, node: NodeId, weight: u8) -> Self {
-        if self.set(node, weight).is_err() && self.overflow.is_none() {
-            self.overflow = Some(node.get());
+        if self.set(node, weight).is_err() && self.rejected.is_none() {
+            self.rejected = Some((node.get(), weight));
         }
         self
     }
 
-    /// Gives `node` a weight (1..=255); 0 or an id beyond 1023 is an error.
+    /// Gives `node` a weight (1..=255).
+    ///
+    /// # Errors
+    /// [`NumaError::InvalidNode`] for an id beyond 1023, [`NumaError::InvalidWeight`]
+    /// for weight 0.
     pub fn set(&mut self, node: NodeId, weight: u8) -> Result<(), NumaError> {
         if !node.is_valid() {
             return Err(NumaError::InvalidNode(node.get()));
         }
         if weight == 0 {
-            return Err(NumaError::InvalidArgument("interleave weights are 1..=255"));
+            return Err(NumaError::InvalidWeight {
+                node: node.get(),
+                weight: 0,
+            });
         }
         self.weights[node.get() as usize] = weight;
         Ok(())
+    }
+
+    /// Whether every entry given to [`NodeWeights::with`] was taken.
+    ///
+    /// # Errors
+    /// The first rejected entry: [`NumaError::InvalidNode`] or [`NumaError::InvalidWeight`].
+    pub fn check(&self) -> Result<(), NumaError> {
+        match self.rejected {
+            None => Ok(()),
+            Some((node, _)) if !NodeId::new(node).is_valid() => Err(NumaError::InvalidNode(node)),
+            Some((node, weight)) => Err(NumaError::InvalidWeight {
+                node,
+                weight: weight as u32,
+            }),
+        }
     }
 
     /// The weight of a node (0: not in the set).
@@ -78,14 +111,10 @@ impl NodeWeights {
 
     /// The nodes that have a weight.
     pub fn nodes(&self) -> NodeMask {
-        let mut m: NodeMask = (0..MAX_NUMNODES as u32)
+        (0..MAX_NUMNODES as u32)
             .filter(|&i| self.weights[i as usize] != 0)
             .map(NodeId::new)
-            .collect();
-        if let Some(bad) = self.overflow {
-            m.add(NodeId::new(bad.max(MAX_NUMNODES as u32)));
-        }
-        m
+            .collect()
     }
 
     /// Sum of the weights of the nodes in `over`.
@@ -143,34 +172,35 @@ impl MemPolicy {
         opts: &RegionOptions,
         topo: &(impl TopologyInfo + ?Sized),
     ) -> Result<NodeMask, NumaError> {
+        if let MemPolicy::WeightedInterleave(w) = self {
+            w.check()?;
+        }
         let named = self.nodes();
         if let Some(bad) = named.out_of_range() {
             return Err(NumaError::InvalidNode(bad));
         }
         let is_mask = !matches!(self, MemPolicy::Local | MemPolicy::Preferred(_));
         if is_mask && named.is_empty() {
-            return Err(NumaError::InvalidArgument("empty node mask"));
+            return Err(NumaError::EmptyNodeMask);
         }
         let many = matches!(self, MemPolicy::Bind(_) | MemPolicy::PreferredMany(_));
         if matches!(self, MemPolicy::Local) && opts.node_mode != NodeMode::Default {
-            return Err(NumaError::InvalidArgument(
-                "Local takes no static/relative node flag",
+            return Err(NumaError::IncompatibleOption(
+                OptionConflict::NodeModeOnLocal,
             ));
         }
         if opts.numa_balancing && !many {
-            return Err(NumaError::InvalidArgument(
-                "the NUMA balancing flag applies to Bind and PreferredMany only",
+            return Err(NumaError::IncompatibleOption(
+                OptionConflict::BalancingNeedsBindOrPreferredMany,
             ));
         }
         if opts.hard && !self.can_be_hard() {
-            return Err(NumaError::InvalidArgument(
-                "hard enforcement needs MemPolicy::Bind",
-            ));
+            return Err(NumaError::IncompatibleOption(OptionConflict::HardNeedsBind));
         }
         if let Some(home) = opts.home_node {
             if !many {
-                return Err(NumaError::InvalidArgument(
-                    "a home node applies to Bind and PreferredMany only",
+                return Err(NumaError::IncompatibleOption(
+                    OptionConflict::HomeNodeNeedsBindOrPreferredMany,
                 ));
             }
             if !home.is_valid() {
@@ -199,7 +229,7 @@ impl MemPolicy {
         if eff.is_empty() {
             return Err(match named.first() {
                 Some(n) if opts.node_mode != NodeMode::Relative => NumaError::NoMemoryOnNode(n),
-                _ => NumaError::InvalidArgument("no allowed node with memory"),
+                _ => NumaError::NoUsableNode,
             });
         }
         Ok(eff)
@@ -483,7 +513,26 @@ mod tests {
             .collect();
         assert_eq!(got, [0, 0, 0, 1, 2, 3, 0, 0, 0, 1, 2, 3]);
         let mut zero = NodeWeights::new();
-        assert!(zero.set(NodeId::new(0), 0).is_err());
+        assert_eq!(
+            zero.set(NodeId::new(0), 0),
+            Err(NumaError::InvalidWeight { node: 0, weight: 0 })
+        );
+        // The builder remembers the zero weight; validation names node and weight
+        // (it used to say "node id 1024 is beyond the kernel's limit").
+        let p = MemPolicy::WeightedInterleave(
+            NodeWeights::new()
+                .with(NodeId::new(1), 2)
+                .with(NodeId::new(0), 0),
+        );
+        assert_eq!(
+            p.validate(&RegionOptions::default(), &cxl()),
+            Err(NumaError::InvalidWeight { node: 0, weight: 0 })
+        );
+        let far = MemPolicy::WeightedInterleave(NodeWeights::new().with(NodeId::new(5000), 1));
+        assert_eq!(
+            far.validate(&RegionOptions::default(), &cxl()),
+            Err(NumaError::InvalidNode(5000))
+        );
         assert_eq!(
             zero.set(NodeId::new(1024), 1),
             Err(NumaError::InvalidNode(1024))
@@ -496,7 +545,7 @@ mod tests {
         let o = RegionOptions::default();
         assert_eq!(
             MemPolicy::Bind(NodeMask::new()).validate(&o, &t),
-            Err(NumaError::InvalidArgument("empty node mask"))
+            Err(NumaError::EmptyNodeMask)
         );
         assert_eq!(
             MemPolicy::Bind(mask(&[7])).validate(&o, &t),
@@ -519,20 +568,27 @@ mod tests {
             Ok(mask(&[3]))
         );
         assert_eq!(MemPolicy::Local.validate(&o, &t), Ok(mask(&[0, 1, 2, 3])));
-        assert!(MemPolicy::Interleave(mask(&[0]))
-            .validate(&o.hard(), &t)
-            .is_err());
+        let conflict = |c| Err(NumaError::IncompatibleOption(c));
+        assert_eq!(
+            MemPolicy::Interleave(mask(&[0])).validate(&o.hard(), &t),
+            conflict(OptionConflict::HardNeedsBind)
+        );
         assert!(MemPolicy::Bind(mask(&[0])).validate(&o.hard(), &t).is_ok());
-        assert!(MemPolicy::Preferred(NodeId::new(0))
-            .validate(&o.numa_balancing(), &t)
-            .is_err());
+        assert_eq!(
+            MemPolicy::Preferred(NodeId::new(0)).validate(&o.numa_balancing(), &t),
+            conflict(OptionConflict::BalancingNeedsBindOrPreferredMany)
+        );
         assert!(MemPolicy::Bind(mask(&[0]))
             .validate(&o.numa_balancing(), &t)
             .is_ok());
-        assert!(MemPolicy::Local.validate(&o.static_nodes(), &t).is_err());
-        assert!(MemPolicy::Interleave(mask(&[0]))
-            .validate(&o.home_node(NodeId::new(0)), &t)
-            .is_err());
+        assert_eq!(
+            MemPolicy::Local.validate(&o.static_nodes(), &t),
+            conflict(OptionConflict::NodeModeOnLocal)
+        );
+        assert_eq!(
+            MemPolicy::Interleave(mask(&[0])).validate(&o.home_node(NodeId::new(0)), &t),
+            conflict(OptionConflict::HomeNodeNeedsBindOrPreferredMany)
+        );
         assert_eq!(
             MemPolicy::Bind(mask(&[0])).validate(&o.home_node(NodeId::new(9)), &t),
             Err(NumaError::NodeNotFound(NodeId::new(9)))

@@ -4,21 +4,23 @@
 use crate::backend::{for_each_page_batch, Mapping, PageLocation, PlacementBackend};
 use crate::error::NumaError;
 use crate::node::NodeMask;
-use crate::options::{Enforcement, Prefault, RegionOptions};
+use crate::options::{Enforcement, NodeMode, Prefault, RegionOptions};
 use crate::policy::MemPolicy;
 use crate::topology::TopologyInfo;
+use crate::weighted::{physical_weights, WeightedChunks};
 
-/// `len` rounded up to a multiple of `unit` (a power of two), or an error on overflow.
+/// `len` rounded up to a multiple of `unit` (a power of two).
+///
+/// # Errors
+/// [`NumaError::ZeroSize`] for 0, [`NumaError::SizeOverflow`] past `isize::MAX`.
 pub fn round_to_unit(len: usize, unit: usize) -> Result<usize, NumaError> {
     if len == 0 {
-        return Err(NumaError::InvalidArgument("size 0"));
+        return Err(NumaError::ZeroSize);
     }
     len.checked_add(unit - 1)
         .map(|l| l & !(unit - 1))
         .filter(|&l| l <= isize::MAX as usize)
-        .ok_or(NumaError::InvalidArgument(
-            "size overflows when rounded to whole pages",
-        ))
+        .ok_or(NumaError::SizeOverflow { len, unit })
 }
 
 /// Unmaps on drop unless disarmed: the one place error paths clean up.
@@ -61,6 +63,10 @@ pub const CAPACITY_CHECK_FRACTION: u64 = 16;
 /// memory pass without a query: they can exhaust a node only when it is already nearly
 /// full, which the query could not promise to catch either (other processes allocate
 /// concurrently). Explicit huge pages are always checked: their pools are small.
+///
+/// # Errors
+/// [`NumaError::InsufficientMemory`] (or [`NumaError::HugePagesUnavailable`] when no huge
+/// page is free at all), and the backend's free-memory errors.
 pub fn check_capacity<B: PlacementBackend + ?Sized>(
     b: &B,
     policy: &MemPolicy,
@@ -99,6 +105,10 @@ pub fn check_capacity<B: PlacementBackend + ?Sized>(
 }
 
 /// Checks that every page of `m` is present on a node of `allowed`.
+///
+/// # Errors
+/// [`NumaError::PlacementViolated`] naming the first page that is not, and the backend's
+/// query errors.
 pub fn verify_placement<B: PlacementBackend + ?Sized>(
     b: &B,
     m: &Mapping,
@@ -120,10 +130,68 @@ pub fn verify_placement<B: PlacementBackend + ?Sized>(
     })
 }
 
+/// The prefault a region really gets: hard mode needs every page present to verify it,
+/// and explicit huge pages are always populated, because a hugetlb page that cannot be
+/// had on the policy's nodes (the pools are global, the reservation is not per node) is a
+/// SIGBUS on first touch, while `MADV_POPULATE_WRITE` returns it as an error.
+pub fn effective_prefault(prefault: Prefault, opts: &RegionOptions) -> Prefault {
+    if opts.huge_pages.is_explicit() {
+        return Prefault::Populate;
+    }
+    match prefault {
+        Prefault::None if opts.hard => Prefault::Populate,
+        p => p,
+    }
+}
+
+/// Gives `m` its policy. A weighted interleave whose weights differ from the kernel's
+/// global table (or on a kernel without one) is laid out as chunks bound to single nodes
+/// (`Preferred`, so a full node falls back as interleave does) in the asked proportion
+/// ([`WeightedChunks`]), so the kernel's table is never written.
+///
+/// # Errors
+/// The backend's, and [`NumaError::NoUsableNode`] when the policy has no usable node.
+///
+/// # Safety
+/// The [`PlacementBackend`] mapping contract: the caller owns `m` and no reference to its
+/// memory is live.
+pub unsafe fn apply_policy<B: PlacementBackend + ?Sized>(
+    b: &B,
+    m: &Mapping,
+    policy: &MemPolicy,
+    opts: &RegionOptions,
+) -> Result<(), NumaError> {
+    let all = m.all_pages();
+    if let MemPolicy::WeightedInterleave(_) = policy {
+        let asked = physical_weights(policy, opts.node_mode, b.topology());
+        let eff = asked.nodes();
+        if eff.is_empty() {
+            return Err(NumaError::NoUsableNode);
+        }
+        let kernel = b.kernel_weights()?;
+        if !kernel.is_some_and(|k| k.matches(&asked, &eff)) {
+            let mut single = *opts;
+            single.node_mode = NodeMode::Default;
+            for (node, pages) in WeightedChunks::new(all.count, &asked, &eff) {
+                // SAFETY: forwarded from this function's contract; `pages` is inside `m`.
+                unsafe { b.apply_policy(m, pages, &MemPolicy::Preferred(node), &single, false)? };
+            }
+            return Ok(());
+        }
+    }
+    // SAFETY: forwarded from this function's contract.
+    unsafe { b.apply_policy(m, all, policy, opts, opts.hard) }
+}
+
 /// Makes a region: the whole life of a constructor, for any backend.
 ///
 /// Returns the mapping and the enforcement it earned. `Hard` is reported only after a
 /// strict Bind, population, and a check of every page. On any error nothing stays mapped.
+///
+/// # Errors
+/// Validation ([`MemPolicy::validate`]), sizes ([`round_to_unit`]), capacity
+/// ([`check_capacity`]), the backend's map, policy and prefault errors, and
+/// [`NumaError::PlacementViolated`] when hard verification finds a misplaced page.
 pub fn create_region<B: PlacementBackend + ?Sized>(
     b: &B,
     len: usize,
@@ -133,10 +201,7 @@ pub fn create_region<B: PlacementBackend + ?Sized>(
 ) -> Result<(Mapping, Enforcement), NumaError> {
     let eff = policy.validate(opts, b.topology())?;
     let bytes = round_to_unit(len, opts.huge_pages.unit(b.base_page_size()))?;
-    let prefault = match prefault {
-        Prefault::None if opts.hard => Prefault::Populate,
-        p => p,
-    };
+    let prefault = effective_prefault(prefault, opts);
     if prefault != Prefault::None {
         check_capacity(b, policy, &eff, opts, bytes)?;
     }
@@ -144,12 +209,16 @@ pub fn create_region<B: PlacementBackend + ?Sized>(
         backend: b,
         mapping: Some(b.map(len, opts.huge_pages)?),
     };
-    b.apply_policy(guard.mapping(), policy, opts, opts.hard)?;
+    let m = guard.mapping();
+    // SAFETY: `m` was just mapped by `b` and is owned by the guard; no reference to its
+    // memory exists outside this function.
+    unsafe { apply_policy(b, m, policy, opts)? };
     if prefault != Prefault::None {
-        b.prefault(guard.mapping(), prefault)?;
+        // SAFETY: as above.
+        unsafe { b.prefault(m, m.all_pages(), prefault)? };
     }
     if opts.hard {
-        verify_placement(b, guard.mapping(), &eff)?;
+        verify_placement(b, m, &eff)?;
     }
     let enforcement = if opts.hard {
         Enforcement::Hard
@@ -204,10 +273,10 @@ mod tests {
     #[test]
     fn policy_error_unmaps() {
         let mut b = mock();
-        b.expect_apply_policy().returning(|_, _, _, _| {
+        b.expect_apply_policy().returning(|_, _, _, _, _| {
             Err(NumaError::Os {
                 op: "mbind",
-                errno: 5,
+                errno: crate::Errno::EIO,
             })
         });
         b.expect_unmap().times(1).returning(|_| Ok(()));
@@ -222,7 +291,7 @@ mod tests {
             r.unwrap_err(),
             NumaError::Os {
                 op: "mbind",
-                errno: 5
+                errno: crate::Errno::EIO
             }
         );
     }
@@ -230,9 +299,9 @@ mod tests {
     #[test]
     fn prefault_error_unmaps() {
         let mut b = mock();
-        b.expect_apply_policy().returning(|_, _, _, _| Ok(()));
+        b.expect_apply_policy().returning(|_, _, _, _, _| Ok(()));
         b.expect_prefault()
-            .returning(|_, _| Err(NumaError::PermissionDenied { op: "madvise" }));
+            .returning(|_, _, _| Err(NumaError::PermissionDenied { op: "madvise" }));
         b.expect_unmap().times(1).returning(|_| Ok(()));
         let r = create_region(
             &b,
@@ -251,11 +320,11 @@ mod tests {
     fn hard_mode_reports_hard_only_after_verification() {
         let mut b = mock();
         b.expect_apply_policy()
-            .withf(|_, _, _, strict| *strict)
-            .returning(|_, _, _, _| Ok(()));
+            .withf(|_, _, _, _, strict| *strict)
+            .returning(|_, _, _, _, _| Ok(()));
         b.expect_prefault()
-            .withf(|_, how| *how == Prefault::Populate)
-            .returning(|_, _| Ok(()));
+            .withf(|_, _, how| *how == Prefault::Populate)
+            .returning(|_, _, _| Ok(()));
         b.expect_page_locations().returning(|_, first, out| {
             for (i, o) in out.iter_mut().enumerate() {
                 *o = if first + i == 2 {
@@ -286,8 +355,8 @@ mod tests {
     #[test]
     fn hard_mode_passes_when_every_page_is_placed() {
         let mut b = mock();
-        b.expect_apply_policy().returning(|_, _, _, _| Ok(()));
-        b.expect_prefault().returning(|_, _| Ok(()));
+        b.expect_apply_policy().returning(|_, _, _, _, _| Ok(()));
+        b.expect_prefault().returning(|_, _, _| Ok(()));
         b.expect_page_locations().returning(|_, _, out| {
             out.fill(PageLocation::Node(NodeId::new(0)));
             Ok(())
@@ -308,8 +377,8 @@ mod tests {
     #[test]
     fn absent_page_fails_hard_mode() {
         let mut b = mock();
-        b.expect_apply_policy().returning(|_, _, _, _| Ok(()));
-        b.expect_prefault().returning(|_, _| Ok(()));
+        b.expect_apply_policy().returning(|_, _, _, _, _| Ok(()));
+        b.expect_prefault().returning(|_, _, _| Ok(()));
         b.expect_page_locations().returning(|_, _, out| {
             out.fill(PageLocation::NotPresent);
             Ok(())
@@ -343,12 +412,15 @@ mod tests {
         let o = RegionOptions::default();
         assert_eq!(
             create_region(&b, 0, &MemPolicy::Local, &o, Prefault::None).unwrap_err(),
-            NumaError::InvalidArgument("size 0")
+            NumaError::ZeroSize
         );
-        assert!(matches!(
+        assert_eq!(
             create_region(&b, usize::MAX - 10, &MemPolicy::Local, &o, Prefault::None),
-            Err(NumaError::InvalidArgument(_))
-        ));
+            Err(NumaError::SizeOverflow {
+                len: usize::MAX - 10,
+                unit: 4096
+            })
+        );
         assert_eq!(
             create_region(
                 &b,
@@ -380,10 +452,12 @@ mod tests {
                 available: 1 << 20
             }
         );
-        assert!(matches!(
+        assert_eq!(
             create_region(&b, 4096, &MemPolicy::Local, &o.hard(), Prefault::Touch),
-            Err(NumaError::InvalidArgument(_))
-        ));
+            Err(NumaError::IncompatibleOption(
+                crate::error::OptionConflict::HardNeedsBind
+            ))
+        );
         // Explicit huge pages round the size up to the huge page.
         assert_eq!(
             round_to_unit(1, HugePages::Explicit2M.unit(4096)),
@@ -406,8 +480,8 @@ mod tests {
                 // SAFETY: dangling but aligned; the mock never touches memory.
                 Ok(unsafe { Mapping::from_raw_parts(NonNull::dangling(), len, len, 4096) })
             });
-            b.expect_apply_policy().returning(|_, _, _, _| Ok(()));
-            b.expect_prefault().returning(|_, _| Ok(()));
+            b.expect_apply_policy().returning(|_, _, _, _, _| Ok(()));
+            b.expect_prefault().returning(|_, _, _| Ok(()));
             let r = create_region(
                 &b,
                 len,
@@ -431,7 +505,7 @@ mod tests {
             // SAFETY: a dangling but aligned address; the mock never touches memory.
             Ok(unsafe { Mapping::from_raw_parts(NonNull::dangling(), len, 4096, 4096) })
         });
-        b.expect_apply_policy().returning(|_, _, _, _| Ok(()));
+        b.expect_apply_policy().returning(|_, _, _, _, _| Ok(()));
         let (_, e) = create_region(
             &b,
             4096,
@@ -462,6 +536,102 @@ mod tests {
     }
 
     #[test]
+    fn explicit_huge_pages_are_always_populated() {
+        let o = RegionOptions::default().huge_pages(HugePages::Explicit2M);
+        for p in [Prefault::None, Prefault::Touch, Prefault::Populate] {
+            assert_eq!(effective_prefault(p, &o), Prefault::Populate);
+        }
+        let mut b = mock();
+        b.expect_apply_policy().returning(|_, _, _, _, _| Ok(()));
+        b.expect_prefault()
+            .times(1)
+            .withf(|_, _, how| *how == Prefault::Populate)
+            .returning(|_, _, _| Err(NumaError::HugePagesUnavailable { page_size: 2 << 20 }));
+        b.expect_unmap().times(1).returning(|_| Ok(()));
+        // A lazy hugetlb region bound to a node without free huge pages: an error, not a
+        // SIGBUS at first touch.
+        assert_eq!(
+            create_region(&b, 2 << 20, &bind0(), &o, Prefault::None).unwrap_err(),
+            NumaError::HugePagesUnavailable { page_size: 2 << 20 }
+        );
+    }
+
+    fn weighted_3_1() -> MemPolicy {
+        MemPolicy::WeightedInterleave(
+            crate::policy::NodeWeights::new()
+                .with(NodeId::new(0), 3)
+                .with(NodeId::new(1), 1),
+        )
+    }
+
+    #[test]
+    fn weights_unlike_the_kernels_are_laid_out_in_chunks_without_touching_the_table() {
+        let mut b = mock();
+        b.expect_kernel_weights().returning(|| {
+            Ok(Some(crate::weighted::KernelWeights {
+                weights: crate::policy::NodeWeights::new()
+                    .with(NodeId::new(0), 1)
+                    .with(NodeId::new(1), 1),
+                auto: Some(false),
+            }))
+        });
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(std::vec::Vec::new()));
+        let log = seen.clone();
+        b.expect_apply_policy()
+            .returning(move |_, pages, policy, opts, strict| {
+                assert!(!strict && opts.node_mode == NodeMode::Default);
+                log.lock().unwrap().push((pages, policy.clone()));
+                Ok(())
+            });
+        let (m, _) = create_region(
+            &b,
+            4 * 4096,
+            &weighted_3_1(),
+            &RegionOptions::default(),
+            Prefault::None,
+        )
+        .unwrap();
+        let chunks = seen.lock().unwrap().clone();
+        let mut per = [0usize; 2];
+        for (pages, policy) in &chunks {
+            let MemPolicy::Preferred(n) = policy else {
+                panic!("{policy:?}")
+            };
+            per[n.get() as usize] += pages.count;
+        }
+        assert_eq!(per, [3, 1], "{chunks:?}");
+        core::mem::forget(m);
+    }
+
+    #[test]
+    fn weights_like_the_kernels_use_the_kernel_mode() {
+        let mut b = mock();
+        b.expect_kernel_weights().returning(|| {
+            Ok(Some(crate::weighted::KernelWeights {
+                weights: crate::policy::NodeWeights::new()
+                    .with(NodeId::new(0), 3)
+                    .with(NodeId::new(1), 1),
+                auto: None,
+            }))
+        });
+        b.expect_apply_policy()
+            .times(1)
+            .withf(|_, pages, policy, _, _| {
+                pages.first == 0 && pages.count == 4 && *policy == weighted_3_1()
+            })
+            .returning(|_, _, _, _, _| Ok(()));
+        let (m, _) = create_region(
+            &b,
+            4 * 4096,
+            &weighted_3_1(),
+            &RegionOptions::default(),
+            Prefault::None,
+        )
+        .unwrap();
+        core::mem::forget(m);
+    }
+
+    #[test]
     fn placement_counts_in_batches() {
         let mut b = mock();
         b.expect_page_locations().returning(|_, first, out| {
@@ -484,7 +654,7 @@ mod tests {
         e.expect_page_locations().returning(|_, _, _| {
             Err(NumaError::Os {
                 op: "move_pages",
-                errno: 1,
+                errno: crate::Errno::EPERM,
             })
         });
         assert!(crate::backend::placement(&e, &m).is_err());

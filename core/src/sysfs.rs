@@ -4,7 +4,7 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use crate::error::NumaError;
+use crate::error::{FileProblem, NumaError, SysfsFile};
 use crate::node::{CpuSet, NodeId, NodeMask, MAX_NUMNODES};
 use crate::parse::{parse_distance_row, parse_list, parse_meminfo_kb, ParseError};
 use crate::topology::{NodeInfo, NodeTable, OwnedTopology};
@@ -67,9 +67,11 @@ pub fn topology_from_sysfs(
             let mut buf = [0u8; MAX_NUMNODES];
             let n = parse_distance_row(&t, &mut buf)?;
             if n != count {
-                return Err(NumaError::InvalidArgument(
-                    "a sysfs distance row does not have one entry per online node",
-                ));
+                return Err(
+                    SysfsFile::node(id, "distance").error(FileProblem::Inconsistent(
+                        "a distance row needs one entry per online node",
+                    )),
+                );
             }
             row.extend_from_slice(&buf[..n]);
         }

@@ -155,7 +155,7 @@ impl<C: NodeList> NodeTable<C> {
     ) -> Result<Self, NumaError> {
         let list = nodes.records();
         if list.is_empty() {
-            return Err(NumaError::InvalidArgument(
+            return Err(NumaError::InvalidTopology(
                 "a topology needs at least one node",
             ));
         }
@@ -168,13 +168,13 @@ impl<C: NodeList> NodeTable<C> {
                 return Err(NumaError::InvalidNode(n.id.get()));
             }
             if i > 0 && list[i - 1].id >= n.id {
-                return Err(NumaError::InvalidArgument(
+                return Err(NumaError::InvalidTopology(
                     "nodes must be sorted by id, without duplicates",
                 ));
             }
             let row = n.distances.as_ref().len();
             if row != 0 && row != list.len() {
-                return Err(NumaError::InvalidArgument(
+                return Err(NumaError::InvalidTopology(
                     "a distance row must have one entry per online node",
                 ));
             }

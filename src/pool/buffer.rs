@@ -19,7 +19,6 @@ use numaperf_core::{
 use crate::NumaRegion;
 
 /// Out of memory, as an errno.
-const ENOMEM: i32 = 12;
 
 /// How a pool is shaped.
 #[derive(Clone, Copy, Debug)]
@@ -168,28 +167,33 @@ impl<B: PlacementBackend + Clone> BufferPool<B> {
         nodes: &NodeMask,
         config: BufferPoolConfig,
     ) -> Result<Self, NumaError> {
-        if config.buffer_size == 0
-            || config.max_per_node == 0
-            || config.initial_per_node > config.max_per_node
-        {
-            return Err(NumaError::InvalidArgument(
-                "buffer_size and max_per_node must be > 0, and initial_per_node <= max_per_node",
-            ));
+        let bad = |field, reason| Err(NumaError::InvalidConfig { field, reason });
+        if config.buffer_size == 0 {
+            return bad("buffer_size", "must be > 0");
+        }
+        if config.max_per_node == 0 {
+            return bad("max_per_node", "must be > 0");
+        }
+        if config.initial_per_node > config.max_per_node {
+            return bad("initial_per_node", "must be <= max_per_node");
         }
         if config.initial_per_node == 0 && !config.grow {
-            return Err(NumaError::InvalidArgument(
-                "a pool that may not grow needs initial_per_node > 0",
-            ));
+            return bad(
+                "initial_per_node",
+                "must be > 0 for a pool that may not grow",
+            );
         }
         if nodes.is_empty() {
-            return Err(NumaError::InvalidArgument(
-                "a buffer pool needs at least one node",
-            ));
+            return Err(NumaError::EmptyNodeMask);
         }
-        let size = config
-            .buffer_size
-            .checked_next_multiple_of(64)
-            .ok_or(NumaError::InvalidArgument("buffer_size too large"))?;
+        let size =
+            config
+                .buffer_size
+                .checked_next_multiple_of(64)
+                .ok_or(NumaError::SizeOverflow {
+                    len: config.buffer_size,
+                    unit: 64,
+                })?;
         let map = nodes
             .iter()
             .map(|node| {
@@ -248,10 +252,10 @@ impl<B: PlacementBackend + Clone> BufferPool<B> {
     fn grow(&self, node: NodeId, count: usize) -> Result<(), NumaError> {
         let nb = self.node(node)?;
         let s = &self.shared;
-        let len = s
-            .size
-            .checked_mul(count)
-            .ok_or(NumaError::InvalidArgument("pool region too large"))?;
+        let len = s.size.checked_mul(count).ok_or(NumaError::SizeOverflow {
+            len: s.size,
+            unit: count,
+        })?;
         let mut opts = RegionOptions::new();
         opts.hard = s.config.hard;
         let mut region = NumaRegion::anon_in(
@@ -308,7 +312,10 @@ impl<B: PlacementBackend + Clone> BufferPool<B> {
                     NumaError::InsufficientMemory { .. }
                     | NumaError::NoMemoryOnNode(_)
                     | NumaError::PlacementViolated { .. }
-                    | NumaError::Os { errno: ENOMEM, .. } => Ok(FallbackReason::NoMemory),
+                    | NumaError::Os {
+                        errno: numaperf_core::Errno::ENOMEM,
+                        ..
+                    } => Ok(FallbackReason::NoMemory),
                     other => Err(other),
                 });
             }
@@ -396,7 +403,7 @@ impl<B: PlacementBackend + Clone> BufferPool<B> {
             .find(|n| self.shared.nodes.contains_key(n));
         self.get(
             near.or_else(|| self.shared.nodes.keys().next().copied())
-                .ok_or(NumaError::InvalidArgument("empty pool"))?,
+                .ok_or(NumaError::NoUsableNode)?,
         )
     }
 

@@ -207,9 +207,10 @@ impl<B: PlacementBackend + Clone + Send + 'static> WorkerPool<B> {
     /// to the nearest node with workers (by the kernel's fallback order).
     pub fn new(backend: B, config: WorkerPoolConfig) -> Result<Self, NumaError> {
         if config.workers_per_node == 0 {
-            return Err(NumaError::InvalidArgument(
-                "workers_per_node must be at least 1",
-            ));
+            return Err(NumaError::InvalidConfig {
+                field: "workers_per_node",
+                reason: "must be at least 1",
+            });
         }
         let topo = backend.topology();
         let worker_nodes: NodeMask = topo
@@ -218,9 +219,7 @@ impl<B: PlacementBackend + Clone + Send + 'static> WorkerPool<B> {
             .filter(|&n| node_cpus(&backend, n).is_ok())
             .collect();
         if worker_nodes.is_empty() {
-            return Err(NumaError::InvalidArgument(
-                "no node has CPUs this process may use",
-            ));
+            return Err(NumaError::NoUsableCpu);
         }
         // The other worker nodes, nearest to `n` first.
         let by_distance = |n: NodeId| -> Vec<NodeId> {
@@ -317,7 +316,7 @@ impl<B: PlacementBackend + Clone + Send + 'static> WorkerPool<B> {
                     Err(e) => {
                         return Err(NumaError::Os {
                             op: "pthread_create",
-                            errno: e.raw_os_error().unwrap_or(11), // EAGAIN
+                            errno: numaperf_core::Errno::from_raw(e.raw_os_error().unwrap_or(11)), // EAGAIN
                         });
                     }
                 }
@@ -430,7 +429,7 @@ impl<B: PlacementBackend> WorkerPool<B> {
         let target = self.route(node)?;
         let mut st = lock(&self.shared.state);
         if st.shutdown.is_some() {
-            return Err(NumaError::InvalidArgument("the pool is shutting down"));
+            return Err(NumaError::PoolShutDown);
         }
         st.queues
             .get_mut(&target)

@@ -4,12 +4,13 @@
 
 #![allow(dead_code)]
 
-use numaperf::core::policy::{
+use numaperf::numa_core::policy::{
     fallback_order, interleave_index, interleave_node, weighted_interleave_node,
 };
+use numaperf::numa_core::weighted::WeightedChunks;
 use numaperf::{
     thread, CpuSet, Enforcement, MemPolicy, NodeId, NodeMask, NodeWeights, NumaError, NumaRegion,
-    PageLocation, PlacementBackend, Prefault, RegionOptions, TopologyInfo,
+    OptionConflict, PageLocation, PlacementBackend, Prefault, RegionOptions, TopologyInfo,
 };
 use numaperf_sim::{CallKind, Tracer};
 
@@ -56,7 +57,7 @@ fn err(e: NumaError) -> String {
 
 fn all_on<B: PlacementBackend>(r: &NumaRegion<&B>, nodes: &NodeMask) -> Result<String, String> {
     let p = r.placement().map_err(err)?;
-    let pages = r.mapping().page_count() as u64;
+    let pages = r.layout().page_count() as u64;
     check(p.all_within(nodes) && p.total() == pages, || {
         format!("expected every page on {{{nodes}}}, got {p}")
     })?;
@@ -65,10 +66,8 @@ fn all_on<B: PlacementBackend>(r: &NumaRegion<&B>, nodes: &NodeMask) -> Result<S
 
 /// The node of every page of a region, in order.
 fn page_nodes<B: PlacementBackend>(r: &NumaRegion<&B>) -> Result<Vec<Option<NodeId>>, String> {
-    let mut locs = vec![PageLocation::NotPresent; r.mapping().page_count()];
-    r.backend()
-        .page_locations(r.mapping(), 0, &mut locs)
-        .map_err(err)?;
+    let mut locs = vec![PageLocation::NotPresent; r.layout().page_count()];
+    r.page_locations(0, &mut locs).map_err(err)?;
     Ok(locs
         .iter()
         .map(|l| {
@@ -202,44 +201,72 @@ fn weighted_interleave<B: PlacementBackend>(b: &B) -> CaseResult {
         .fold(NodeWeights::new(), |w, (i, n)| {
             w.with(n, if i == 0 { heavy } else { 1 })
         });
-    let r = match NumaRegion::anon_in(
+    let r = NumaRegion::anon_in(
         b,
         600 * PAGE,
         MemPolicy::WeightedInterleave(w),
         Default::default(),
         Prefault::Populate,
-    ) {
-        Ok(r) => r,
-        Err(NumaError::Unsupported { feature, .. }) => {
-            return Ok(Outcome::Pass(format!("unsupported: {feature}")))
-        }
-        Err(e) => return Err(err(e)),
-    };
+    )
+    .map_err(err)?;
     let start = r.as_ptr() as usize;
     let found = page_nodes(&r)?;
-    let want: Vec<_> = (0..found.len())
-        .map(|i| {
-            weighted_interleave_node(&w, &nodes, interleave_index(start, start + i * PAGE, 12, 0))
-        })
-        .collect();
+    // The kernel's own mode when its global weights are the asked ones; otherwise
+    // chunks bound to single nodes in the asked proportion (the table is never written).
+    let kernel = b.kernel_weights().map_err(err)?;
+    let native = kernel.is_some_and(|k| k.matches(&w, &nodes));
+    let want: Vec<_> = if native {
+        (0..found.len())
+            .map(|i| {
+                weighted_interleave_node(
+                    &w,
+                    &nodes,
+                    interleave_index(start, start + i * PAGE, 12, 0),
+                )
+            })
+            .collect()
+    } else {
+        WeightedChunks::new(found.len(), &w, &nodes)
+            .flat_map(|(n, pages)| std::iter::repeat_n(Some(n), pages.count))
+            .collect()
+    };
     if let Some(i) = (0..found.len()).find(|&i| found[i] != want[i]) {
         let show = |v: &[Option<NodeId>]| -> String {
             v.iter()
-                .take(i + 12)
+                .skip(i.saturating_sub(4))
+                .take(16)
                 .map(|n| n.map_or("-".into(), |n| n.to_string()))
                 .collect()
         };
         return Err(format!(
-            "page {i} (of region at {start:#x}) on {:?}, weights say {:?}; found {} / want {}",
+            "page {i} (of region at {start:#x}, {}) on {:?}, weights say {:?}; found {} / want {}",
+            if native { "kernel mode" } else { "chunks" },
             found[i],
             want[i],
             show(&found),
             show(&want)
         ));
     }
+    // Per node, exactly the proportion: whole cycles of the weights, then the rest.
+    let p = r.placement().map_err(err)?;
+    if !native {
+        let total = w.total(&nodes) as usize;
+        let mut before = 0usize;
+        for n in nodes.iter() {
+            let wn = w.weight(n) as usize;
+            let exact = (600 / total) * wn + (600 % total).saturating_sub(before).min(wn);
+            before += wn;
+            check(p.on(n) == exact as u64, || {
+                format!(
+                    "node {n}: {} pages, the proportion says {exact} ({p})",
+                    p.on(n)
+                )
+            })?;
+        }
+    }
     Ok(Outcome::Pass(format!(
-        "placed: {}",
-        r.placement().map_err(err)?
+        "{}: {p}",
+        if native { "kernel mode" } else { "chunks" }
     )))
 }
 
@@ -303,7 +330,8 @@ fn hard_mode_verified<B: PlacementBackend>(b: &B) -> CaseResult {
         RegionOptions::new().hard(),
         Prefault::Touch,
     );
-    check(matches!(bad, Err(NumaError::InvalidArgument(_))), || {
+    let hard_needs_bind = NumaError::IncompatibleOption(OptionConflict::HardNeedsBind);
+    check(matches!(bad, Err(e) if e == hard_needs_bind), || {
         format!("hard Interleave: {bad:?}")
     })?;
     Ok(Outcome::Pass(seen))
@@ -345,17 +373,15 @@ fn bad_input<B: PlacementBackend>(b: &B) -> CaseResult {
     let mut huge = NodeMask::new();
     huge.add(NodeId::new(5000));
     let cases: [(MemPolicy, usize, RegionOptions, NumaError); 7] = [
-        (
-            MemPolicy::Local,
-            0,
-            Default::default(),
-            NumaError::InvalidArgument("size 0"),
-        ),
+        (MemPolicy::Local, 0, Default::default(), NumaError::ZeroSize),
         (
             MemPolicy::Local,
             usize::MAX - 5,
             Default::default(),
-            NumaError::InvalidArgument("size overflows when rounded to whole pages"),
+            NumaError::SizeOverflow {
+                len: usize::MAX - 5,
+                unit: PAGE,
+            },
         ),
         (
             MemPolicy::Bind(NodeMask::single(absent)),
@@ -379,13 +405,13 @@ fn bad_input<B: PlacementBackend>(b: &B) -> CaseResult {
             MemPolicy::Bind(NodeMask::new()),
             PAGE,
             Default::default(),
-            NumaError::InvalidArgument("empty node mask"),
+            NumaError::EmptyNodeMask,
         ),
         (
             MemPolicy::Preferred(NodeId::new(0)),
             PAGE,
             RegionOptions::new().hard(),
-            NumaError::InvalidArgument("hard enforcement needs MemPolicy::Bind"),
+            NumaError::IncompatibleOption(OptionConflict::HardNeedsBind),
         ),
     ];
     for (p, len, o, want) in cases {
