@@ -16,6 +16,7 @@
 //! the Linux backend; [`NumaRegion::anon_in`] takes any backend, such as the simulator
 //! in `numaperf-sim`.
 #![deny(missing_docs)]
+#![warn(clippy::missing_errors_doc)]
 
 pub mod pool;
 mod region;

@@ -30,6 +30,15 @@ impl NumaRegion<LinuxBackend> {
     /// Errors (nothing stays mapped): size 0 or overflowing, absent or out-of-range nodes,
     /// empty masks, nodes without memory, not enough free memory on the allowed nodes for
     /// a prefaulted region, hard mode on a policy other than `Bind`, kernel refusals.
+    ///
+    /// # Errors
+    /// Nothing stays mapped on any error: [`NumaError::ZeroSize`],
+    /// [`NumaError::SizeOverflow`], validation errors ([`MemPolicy::validate`]: absent or
+    /// out-of-range nodes, empty masks, nodes without memory, options the policy does not
+    /// take), [`NumaError::InsufficientMemory`] for a prefaulted region larger than the
+    /// allowed nodes' free memory, [`NumaError::HugePagesUnavailable`],
+    /// [`NumaError::Unsupported`] for what the kernel lacks, [`NumaError::PlacementViolated`]
+    /// when hard verification fails, and the kernel's refusals.
     pub fn anon(
         len: usize,
         policy: MemPolicy,
@@ -42,6 +51,9 @@ impl NumaRegion<LinuxBackend> {
 
 impl<B: PlacementBackend> NumaRegion<B> {
     /// Like [`NumaRegion::anon`], on an explicit backend (a simulator, a wrapper).
+    ///
+    /// # Errors
+    /// As [`NumaRegion::anon`].
     pub fn anon_in(
         backend: B,
         len: usize,

@@ -29,6 +29,9 @@ impl<B: PlacementBackend> Drop for PinGuard<B> {
 
 /// The CPUs of `node` this process may run on; an error for an absent node or a node
 /// without usable CPUs (a memory-only node).
+///
+/// # Errors
+/// [`NumaError::InvalidNode`], [`NumaError::NodeNotFound`], [`NumaError::NoCpusOnNode`].
 pub fn node_cpus<B: PlacementBackend>(backend: &B, node: NodeId) -> Result<CpuSet, NumaError> {
     let topo = backend.topology();
     if !node.is_valid() {
@@ -45,6 +48,9 @@ pub fn node_cpus<B: PlacementBackend>(backend: &B, node: NodeId) -> Result<CpuSe
 }
 
 /// Pins the calling thread to `node`'s CPUs until the guard drops.
+///
+/// # Errors
+/// As [`node_cpus`] and [`pin_to_cpus`].
 pub fn pin_to_node<B: PlacementBackend>(
     backend: B,
     node: NodeId,
@@ -54,6 +60,10 @@ pub fn pin_to_node<B: PlacementBackend>(
 }
 
 /// Pins the calling thread to `cpus` until the guard drops.
+///
+/// # Errors
+/// [`NumaError::EmptyCpuSet`], [`NumaError::InvalidCpu`], [`NumaError::CpuNotAllowed`],
+/// and the backend's refusal.
 pub fn pin_to_cpus<B: PlacementBackend>(
     backend: B,
     cpus: &CpuSet,
@@ -71,6 +81,9 @@ pub fn pin_to_cpus<B: PlacementBackend>(
 }
 
 /// Where the calling thread runs now (CPU and node).
+///
+/// # Errors
+/// The backend's `getcpu` error.
 pub fn current_location<B: PlacementBackend>(backend: &B) -> Result<CpuLocation, NumaError> {
     backend.current_cpu()
 }

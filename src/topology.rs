@@ -19,11 +19,17 @@ pub struct Topology {
 impl Topology {
     /// Reads this machine's topology now (`/sys/devices/system/node`, `/proc/self/status`);
     /// one node holding all CPUs where the kernel has no NUMA sysfs.
+    ///
+    /// # Errors
+    /// [`NumaError::Sysfs`] naming the file when the kernel's tree cannot be read.
     pub fn discover() -> Result<Self, NumaError> {
         numaperf_linux::read_topology(numaperf_linux::SYSFS_NODE_ROOT).map(Topology::from)
     }
 
     /// A topology copied from anything that answers [`TopologyInfo`] (a backend's).
+    ///
+    /// # Errors
+    /// [`NumaError::InvalidTopology`] when the source is not a machine.
     pub fn from_info(info: &(impl TopologyInfo + ?Sized)) -> Result<Self, NumaError> {
         let ids = info.nodes();
         let nodes = ids

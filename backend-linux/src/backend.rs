@@ -106,6 +106,9 @@ impl LinuxBackend {
     pub const SYSFS_ROOT: &'static str = SYSFS_NODE_ROOT;
 
     /// The live machine.
+    ///
+    /// # Errors
+    /// What [`Self::with_sysfs_root`] returns for the kernel's own tree.
     pub fn new() -> Result<Self, NumaError> {
         Self::with_sysfs_root(SYSFS_NODE_ROOT)
     }
@@ -113,6 +116,10 @@ impl LinuxBackend {
     /// The real kernel, but with the topology (and free memory) read from `root`. Given
     /// the kernel's own root ([`Self::SYSFS_ROOT`], as [`Self::new`] does) and exactly one
     /// node with memory, that node's free memory is `/proc/meminfo`'s (see the README).
+    ///
+    /// # Errors
+    /// [`NumaError::Sysfs`] naming the file when the tree is not a machine (missing or
+    /// malformed files), and [`NumaError::Os`] when it cannot be opened.
     pub fn with_sysfs_root(root: impl AsRef<Path>) -> Result<Self, NumaError> {
         let (topology, root_fd) = read_topology_at(root.as_ref())?;
         let system_is_the_node = root_fd.is_some()
@@ -131,6 +138,9 @@ impl LinuxBackend {
     }
 
     /// The process-wide live backend, created on first use.
+    ///
+    /// # Errors
+    /// What [`Self::new`] returns on the first call (later calls reuse the backend).
     pub fn shared() -> Result<Self, NumaError> {
         static SHARED: OnceLock<LinuxBackend> = OnceLock::new();
         if let Some(b) = SHARED.get() {

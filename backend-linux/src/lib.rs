@@ -4,6 +4,7 @@
 //! for mmap, madvise, affinity and sysfs, and a raw-syscall layer (`sys/`, one file per
 //! architecture) for the mempolicy calls rustix lacks. No libc.
 #![deny(missing_docs)]
+#![warn(clippy::missing_errors_doc)]
 
 mod backend;
 pub mod mempolicy;

@@ -59,6 +59,10 @@ fn check_mask(mask: &[usize], maxnode: usize) -> Result<(), Errno> {
 
 /// `mbind(addr, len, mode, nodemask, maxnode, flags)`.
 ///
+/// # Errors
+/// The kernel's errno (`EINVAL` also when the mask is shorter than `maxnode - 1` bits;
+/// `EIO` for strict placement that could not be met).
+///
 /// # Safety
 /// `addr..addr + len` must be memory the caller owns (with `MPOL_MF_MOVE` its pages may
 /// move, content kept); no other code may rely on that range's policy.
@@ -85,6 +89,9 @@ pub unsafe fn mbind(
 }
 
 /// `set_mempolicy(mode, nodemask, maxnode)` for the calling thread.
+///
+/// # Errors
+/// The kernel's errno (`EINVAL` also when the mask is shorter than `maxnode - 1` bits).
 pub fn set_mempolicy(mode: u32, nodemask: &[usize], maxnode: usize) -> Result<(), Errno> {
     check_mask(nodemask, maxnode)?;
     let args = [mode as usize, mask_ptr(nodemask), maxnode, 0, 0, 0];
@@ -96,6 +103,10 @@ pub fn set_mempolicy(mode: u32, nodemask: &[usize], maxnode: usize) -> Result<()
 ///
 /// With `MPOL_F_NODE | MPOL_F_ADDR` it returns the node of the page at `addr` and
 /// faults that page in (use `move_pages_query` to look without faulting).
+///
+/// # Errors
+/// The kernel's errno (`EFAULT` for an unmapped `addr`; `EINVAL` also when the mask
+/// is shorter than `maxnode - 1` bits).
 pub fn get_mempolicy(
     mode: &mut i32,
     nodemask: &mut [usize],
@@ -123,6 +134,9 @@ pub fn get_mempolicy(
 
 /// `move_pages(0, n, pages, NULL, status, 0)`: where each page is, without faulting it
 /// in. `status[i]` is a node id, or `-errno` (-ENOENT: not present).
+///
+/// # Errors
+/// The kernel's errno (`EINVAL` also when the two slices differ in length).
 pub fn move_pages_query(pages: &[*const u8], status: &mut [i32]) -> Result<(), Errno> {
     if pages.len() != status.len() {
         return Err(Errno::INVAL);
@@ -143,6 +157,9 @@ pub fn move_pages_query(pages: &[*const u8], status: &mut [i32]) -> Result<(), E
 /// `move_pages(0, n, pages, nodes, status, flags)`: moves each page to `nodes[i]`.
 /// Returns the number of pages the kernel did not move (older kernels report 0 and
 /// leave it to `status`).
+///
+/// # Errors
+/// The kernel's errno (`EINVAL` also when the slices differ in length).
 ///
 /// # Safety
 /// The pages must belong to memory the caller owns; their content is kept.
@@ -169,6 +186,10 @@ pub unsafe fn move_pages_move(
 
 /// `migrate_pages(pid, maxnode, old, new)`: moves a process's pages from `old` to
 /// `new` nodes; returns the number of pages that could not be moved.
+///
+/// # Errors
+/// The kernel's errno (`EPERM` for another user's process without `CAP_SYS_NICE`;
+/// `EINVAL` also when a mask is shorter than `maxnode - 1` bits).
 pub fn migrate_pages(
     pid: i32,
     old: &[usize],
@@ -184,6 +205,10 @@ pub fn migrate_pages(
 
 /// `set_mempolicy_home_node(addr, len, home_node, flags)` (Linux 5.17).
 ///
+/// # Errors
+/// The kernel's errno (`ENOSYS` before Linux 5.17, `EOPNOTSUPP` for a mode without a
+/// home node).
+///
 /// # Safety
 /// As for [`mbind`]: the range must be the caller's.
 pub unsafe fn set_mempolicy_home_node(
@@ -198,6 +223,9 @@ pub unsafe fn set_mempolicy_home_node(
 }
 
 /// `getcpu(&cpu, &node, NULL)`: the calling thread's CPU and node.
+///
+/// # Errors
+/// The kernel's errno (in practice never).
 pub fn getcpu() -> Result<(u32, u32), Errno> {
     let (mut cpu, mut node) = (0u32, 0u32);
     let args = [

@@ -12,6 +12,9 @@ use crate::calls::CallKind;
 pub trait CallHook {
     /// Called before a call of `kind`. `unmap` ignores the result: a mapping is always
     /// released, so a wrapper can never leak one.
+    ///
+    /// # Errors
+    /// An error stops the call with that error.
     fn before(&self, kind: CallKind) -> Result<(), NumaError>;
 }
 

@@ -7,6 +7,7 @@
 //! by virtual page number, THP units). Fault injection and call tracing are wrappers over
 //! *any* backend ([`FaultInjector`], [`Tracer`]), smoltcp-style.
 #![deny(missing_docs)]
+#![warn(clippy::missing_errors_doc)]
 
 mod build;
 mod calls;

@@ -206,6 +206,9 @@ impl SimMachine {
 
     /// Runs `f` with the calling thread's simulated CPU set to `cpu` (restored after,
     /// also on panic). An unknown CPU is an error.
+    ///
+    /// # Errors
+    /// [`NumaError::InvalidCpu`] for a CPU the machine does not have.
     pub fn run_on_cpu<R>(&self, cpu: usize, f: impl FnOnce() -> R) -> Result<R, NumaError> {
         if self.topology.cpu_node(cpu).is_none() {
             return Err(NumaError::InvalidCpu(cpu as u32));
@@ -267,6 +270,10 @@ impl SimMachine {
     }
 
     /// Simulates a first touch of `addr..addr + len` by the calling thread.
+    ///
+    /// # Errors
+    /// [`NumaError::ForeignMapping`] outside every simulated mapping, and
+    /// [`NumaError::InsufficientMemory`] when the policy's nodes are full.
     pub fn touch(&self, addr: *const u8, len: usize) -> Result<(), NumaError> {
         let local = self.local_node();
         let mut st = self.state();

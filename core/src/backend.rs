@@ -340,13 +340,25 @@ pub trait PlacementBackend {
     fn base_page_size(&self) -> usize;
 
     /// Bytes free on `node` now, in pages of the given kind (hugetlb: free huge pages).
+    ///
+    /// # Errors
+    /// [`NumaError::NodeNotFound`] for a node the machine lacks; reading errors.
     fn free_memory(&self, node: NodeId, huge: HugePages) -> Result<u64, NumaError>;
 
     /// Maps `len` bytes of anonymous private memory, rounded up to whole pages of `huge`.
+    ///
+    /// # Errors
+    /// [`NumaError::ZeroSize`], [`NumaError::SizeOverflow`],
+    /// [`NumaError::HugePagesUnavailable`] for hugetlb without reserved pages, and the
+    /// system's refusal.
     fn map(&self, len: usize, huge: HugePages) -> Result<Mapping, NumaError>;
 
     /// Gives `pages` of the mapping a policy (`strict`: `MPOL_MF_STRICT | MPOL_MF_MOVE`).
     /// Node ids in `policy` are read as `opts.node_mode` says.
+    ///
+    /// # Errors
+    /// [`NumaError::PageRangeOutOfBounds`], [`NumaError::Unsupported`] for a mode or flag
+    /// the kernel lacks, [`NumaError::PermissionDenied`], and the kernel's other refusals.
     ///
     /// # Safety
     /// See the trait's safety contract.
@@ -361,6 +373,11 @@ pub trait PlacementBackend {
 
     /// Faults `pages` in now (`Touch`: from the calling thread; `Populate`: by the kernel).
     ///
+    /// # Errors
+    /// [`NumaError::PageRangeOutOfBounds`], [`NumaError::HugePagesUnavailable`] for a
+    /// hugetlb page that cannot be had, [`NumaError::InsufficientMemory`] (simulator), and
+    /// the kernel's refusals.
+    ///
     /// # Safety
     /// See the trait's safety contract.
     unsafe fn prefault(
@@ -371,6 +388,9 @@ pub trait PlacementBackend {
     ) -> Result<(), NumaError>;
 
     /// Where pages `first..first + out.len()` are, without faulting them in.
+    ///
+    /// # Errors
+    /// [`NumaError::PageRangeOutOfBounds`], and the kernel's refusal of the query.
     fn page_locations(
         &self,
         m: &Mapping,
@@ -382,11 +402,18 @@ pub trait PlacementBackend {
     /// `to` is read as `mode` says, as the kernel reads a policy's mask with its flags
     /// (`Relative`: indices into the allowed memory nodes; `Static`: physical ids).
     ///
+    /// # Errors
+    /// Validation errors of `Bind(to)` (simulator), and the kernel's refusal (`EIO` when
+    /// pages could not be moved).
+    ///
     /// # Safety
     /// See the trait's safety contract.
     unsafe fn migrate(&self, m: &Mapping, to: &NodeMask, mode: NodeMode) -> Result<(), NumaError>;
 
     /// Unmaps the whole mapped length.
+    ///
+    /// # Errors
+    /// The system's refusal (a token that is not this backend's).
     ///
     /// # Safety
     /// `m` came from this backend's `map` and nothing refers to its memory any more.
@@ -394,19 +421,35 @@ pub trait PlacementBackend {
 
     /// The kernel's weighted-interleave table (`None`: the kernel has no weighted
     /// interleave). Read only; numaperf never writes it.
+    ///
+    /// # Errors
+    /// Reading errors of the table (a weight that is not a number).
     fn kernel_weights(&self) -> Result<Option<KernelWeights>, NumaError>;
 
     /// The calling thread's CPU and node.
+    ///
+    /// # Errors
+    /// The kernel's refusal (in practice never).
     fn current_cpu(&self) -> Result<CpuLocation, NumaError>;
 
     /// The calling thread's CPU affinity.
+    ///
+    /// # Errors
+    /// The kernel's refusal (in practice never).
     fn thread_affinity(&self) -> Result<CpuSet, NumaError>;
 
     /// Sets the calling thread's CPU affinity.
+    ///
+    /// # Errors
+    /// [`NumaError::EmptyCpuSet`], [`NumaError::InvalidCpu`] beyond 4095, and
+    /// [`NumaError::CpuNotAllowed`] when none of the CPUs may be used.
     fn set_thread_affinity(&self, cpus: &CpuSet) -> Result<(), NumaError>;
 }
 
 /// Pages per node of a whole mapping, queried in batches of [`PLACEMENT_BATCH`].
+///
+/// # Errors
+/// The backend's query errors.
 pub fn placement<B: PlacementBackend + ?Sized>(
     b: &B,
     m: &Mapping,
@@ -420,6 +463,9 @@ pub fn placement<B: PlacementBackend + ?Sized>(
 }
 
 /// Calls `f(first_page, locations)` for consecutive batches of a mapping's pages.
+///
+/// # Errors
+/// The backend's query errors, and `f`'s.
 pub fn for_each_page_batch<B: PlacementBackend + ?Sized>(
     b: &B,
     m: &Mapping,

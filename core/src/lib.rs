@@ -7,6 +7,7 @@
 //! owned topology, `std` adds `std::error::Error`.
 #![no_std]
 #![deny(missing_docs)]
+#![warn(clippy::missing_errors_doc)]
 
 #[cfg(feature = "alloc")]
 extern crate alloc;

@@ -29,6 +29,9 @@ impl NodeId {
     }
 
     /// A node id, or [`NumaError::InvalidNode`] when it is beyond 1023.
+    ///
+    /// # Errors
+    /// [`NumaError::InvalidNode`] beyond 1023.
     pub const fn try_new(id: u32) -> Result<Self, NumaError> {
         if id <= Self::MAX {
             Ok(NodeId(id))
@@ -149,6 +152,9 @@ impl<I: SetMember, const W: usize> IdSet<I, W> {
     }
 
     /// Adds a member, or returns the id if it is beyond the capacity.
+    ///
+    /// # Errors
+    /// The id, when it is beyond the set's capacity.
     pub fn try_add(&mut self, id: I) -> Result<(), u32> {
         if (id.index() as usize) < Self::CAPACITY {
             self.add(id);

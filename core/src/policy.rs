@@ -167,6 +167,12 @@ impl MemPolicy {
 
     /// Checks the policy and options against a topology and returns the nodes the kernel
     /// will really use (see [`effective_nodes`]).
+    ///
+    /// # Errors
+    /// [`NumaError::InvalidNode`], [`NumaError::InvalidWeight`], [`NumaError::EmptyNodeMask`],
+    /// [`NumaError::IncompatibleOption`], [`NumaError::NodeNotFound`],
+    /// [`NumaError::NodeNotAllowed`], [`NumaError::NoMemoryOnNode`] and
+    /// [`NumaError::NoUsableNode`], each naming what is wrong.
     pub fn validate(
         &self,
         opts: &RegionOptions,

@@ -155,6 +155,9 @@ impl<B: PlacementBackend> NodeBuffers<B> {
 
 impl<B: PlacementBackend + Clone> BufferPool<B> {
     /// A pool with buffers on every node that has memory this process may use.
+    ///
+    /// # Errors
+    /// As [`BufferPool::on_nodes`]; [`NumaError::NoUsableNode`] when no node has memory.
     pub fn new(backend: B, config: BufferPoolConfig) -> Result<Self, NumaError> {
         let topo = backend.topology();
         let nodes = topo.memory_nodes().intersection(topo.allowed_nodes());
@@ -162,6 +165,11 @@ impl<B: PlacementBackend + Clone> BufferPool<B> {
     }
 
     /// A pool with buffers on the given nodes only.
+    ///
+    /// # Errors
+    /// [`NumaError::InvalidConfig`] naming the field, [`NumaError::EmptyNodeMask`],
+    /// [`NumaError::SizeOverflow`], and the region errors of the initial buffers
+    /// ([`NumaError::InsufficientMemory`], ...).
     pub fn on_nodes(
         backend: B,
         nodes: &NodeMask,
@@ -333,6 +341,10 @@ impl<B: PlacementBackend + Clone> BufferPool<B> {
 
     /// A buffer from `node` without waiting: from the node itself, else (with fallback)
     /// the nearest node that has one; `Ok(None)` when there is none anywhere allowed.
+    ///
+    /// # Errors
+    /// [`NumaError::NodeNotFound`] for a node the pool does not have, and the region errors
+    /// of growing it.
     pub fn try_get(&self, node: NodeId) -> Result<Option<Buffer<B>>, NumaError> {
         self.try_get_from(self.node(node)?, node)
     }
@@ -368,6 +380,10 @@ impl<B: PlacementBackend + Clone> BufferPool<B> {
     }
 
     /// A buffer from `node`, waiting for one to be returned if every buffer is in use.
+    ///
+    /// # Errors
+    /// As [`BufferPool::try_get`], and [`NumaError::InsufficientMemory`] when nothing can be
+    /// had.
     pub fn get(&self, node: NodeId) -> Result<Buffer<B>, NumaError> {
         let nb = self.node(node)?;
         loop {
@@ -390,6 +406,9 @@ impl<B: PlacementBackend + Clone> BufferPool<B> {
     }
 
     /// A buffer from the calling thread's node (or the nearest pool node to it).
+    ///
+    /// # Errors
+    /// As [`BufferPool::get`], and the backend's `getcpu` error.
     pub fn get_local(&self) -> Result<Buffer<B>, NumaError> {
         let here = self.shared.backend.current_cpu()?.node;
         if self.shared.nodes.contains_key(&here) {
@@ -408,6 +427,9 @@ impl<B: PlacementBackend + Clone> BufferPool<B> {
     }
 
     /// Counters of one node.
+    ///
+    /// # Errors
+    /// [`NumaError::NodeNotFound`] for a node the pool does not have.
     pub fn stats(&self, node: NodeId) -> Result<NodeStats, NumaError> {
         let nb = self.node(node)?;
         let free = nb.free.len() as u64;
@@ -429,6 +451,9 @@ impl<B: PlacementBackend + Clone> BufferPool<B> {
     }
 
     /// Where the pool's memory on `node` is now: pages per node over all its regions.
+    ///
+    /// # Errors
+    /// [`NumaError::NodeNotFound`], and the backend's query errors.
     pub fn placement(&self, node: NodeId) -> Result<numaperf_core::PageCounts, NumaError> {
         let nb = self.node(node)?;
         let mut total = numaperf_core::PageCounts::new();

@@ -128,6 +128,10 @@ impl<T> JoinHandle<T> {
     /// A worker that waits does not run other tasks: joining from inside a task of the
     /// same pool deadlocks when no other worker can run the awaited task (say, one worker
     /// per node, `Steal::Never`, and a task waiting for another on its own node).
+    ///
+    /// # Errors
+    /// [`TaskError::Panicked`] when the task panicked, [`TaskError::Cancelled`] when it was
+    /// dropped unrun.
     pub fn join(self) -> Result<T, TaskError> {
         let (m, c) = &*self.slot;
         let mut g = lock(m);
@@ -205,6 +209,10 @@ impl<B: PlacementBackend + Clone + Send + 'static> WorkerPool<B> {
     /// Starts `workers_per_node` workers on every node with CPUs this process may use,
     /// each pinned to its node's CPUs. Memory-only nodes get no workers: their tasks go
     /// to the nearest node with workers (by the kernel's fallback order).
+    ///
+    /// # Errors
+    /// [`NumaError::InvalidConfig`], [`NumaError::NoUsableCpu`], and the system's refusal
+    /// to start or pin a thread.
     pub fn new(backend: B, config: WorkerPoolConfig) -> Result<Self, NumaError> {
         if config.workers_per_node == 0 {
             return Err(NumaError::InvalidConfig {
@@ -414,6 +422,9 @@ impl<B: PlacementBackend> WorkerPool<B> {
 
     /// The worker node tasks aimed at `node` run on (itself, or for a memory-only node the
     /// nearest node with workers).
+    ///
+    /// # Errors
+    /// [`NumaError::InvalidNode`], [`NumaError::NodeNotFound`].
     pub fn route(&self, node: NodeId) -> Result<NodeId, NumaError> {
         if !node.is_valid() {
             return Err(NumaError::InvalidNode(node.get()));
@@ -441,6 +452,9 @@ impl<B: PlacementBackend> WorkerPool<B> {
     }
 
     /// Runs `f` on a worker of `node` (see [`WorkerPool::route`]).
+    ///
+    /// # Errors
+    /// As [`WorkerPool::route`], and [`NumaError::PoolShutDown`].
     pub fn spawn_on<T: Send + 'static>(
         &self,
         node: NodeId,
@@ -452,6 +466,9 @@ impl<B: PlacementBackend> WorkerPool<B> {
     }
 
     /// Runs `f` on a worker of the calling thread's node.
+    ///
+    /// # Errors
+    /// As [`WorkerPool::spawn_on`], and the backend's `getcpu` error.
     pub fn spawn_local<T: Send + 'static>(
         &self,
         f: impl FnOnce() -> T + Send + 'static,
@@ -548,6 +565,9 @@ pub struct Scope<'env, B: PlacementBackend> {
 
 impl<'env, B: PlacementBackend> Scope<'env, B> {
     /// Runs `f` on a worker of `node`; `f` may borrow anything that outlives the scope.
+    ///
+    /// # Errors
+    /// As [`WorkerPool::spawn_on`].
     pub fn spawn_on<T: Send + 'env>(
         &self,
         node: NodeId,
