@@ -16,6 +16,52 @@ use numaperf_linux::LinuxBackend;
 /// `B` is a backend handle: [`LinuxBackend`] (the default), `&SimMachine`, `Arc<...>`.
 /// A region is `Send` and `Sync` when its backend handle is: shared read-only (for
 /// example an interleaved table in an `Arc`) it hands out `&[u8]`; writing needs `&mut`.
+/// Everything that writes its memory or changes its policy takes `&mut self`, so it
+/// cannot happen while a slice of it is alive; the mapping token never leaves the region
+/// ([`NumaRegion::layout`] describes it).
+///
+/// On a simulated two-node machine (this works on any host):
+/// ```
+/// use numaperf::{Enforcement, MemPolicy, NodeId, NodeMask, NumaRegion, Prefault, RegionOptions};
+/// use numaperf_sim::SimMachine;
+///
+/// let sim = SimMachine::from_spec("2 nodes x 2 cpus x 64 MiB")?;
+/// let node1 = NodeMask::single(NodeId::new(1));
+/// let mut r = NumaRegion::anon_in(
+///     &sim,
+///     1 << 20,
+///     MemPolicy::Bind(node1),
+///     RegionOptions::new().hard(),
+///     Prefault::Populate,
+/// )?;
+/// // Hard: every page was verified on node 1.
+/// assert_eq!(r.enforcement(), Enforcement::Hard);
+/// assert_eq!(r.placement()?.on(NodeId::new(1)), 256);
+/// r.as_mut_slice()[0] = 42;
+/// // Moved, verified again, still Hard; the content moved with the pages.
+/// r.migrate(&NodeMask::single(NodeId::new(0)))?;
+/// assert_eq!((r.enforcement(), r.as_slice()[0]), (Enforcement::Hard, 42));
+/// assert_eq!(r.placement()?.on(NodeId::new(0)), 256);
+/// # Ok::<(), numaperf::NumaError>(())
+/// ```
+///
+/// Safe code cannot change a region's memory or policy under a live slice:
+/// ```compile_fail,E0502
+/// use numaperf::{MemPolicy, NumaRegion, Prefault};
+/// let sim = numaperf_sim::SimMachine::from_spec("1 nodes x 1 cpus x 16 MiB").unwrap();
+/// let mut r = NumaRegion::anon_in(&sim, 4096, MemPolicy::Local, Default::default(), Prefault::None)
+///     .unwrap();
+/// let s = r.as_slice();
+/// r.prefault(Prefault::Touch).unwrap(); // error: `r` is borrowed by `s`
+/// assert_eq!(s[0], 0);
+/// ```
+/// and the backend's own prefault (which writes every page) is `unsafe`:
+/// ```compile_fail,E0133
+/// use numaperf::{HugePages, PlacementBackend, Prefault};
+/// let sim = numaperf_sim::SimMachine::from_spec("1 nodes x 1 cpus x 16 MiB").unwrap();
+/// let m = sim.map(4096, HugePages::None).unwrap();
+/// let _ = sim.prefault(&m, m.all_pages(), Prefault::Touch); // error: call to unsafe fn
+/// ```
 pub struct NumaRegion<B: PlacementBackend = LinuxBackend> {
     backend: B,
     mapping: Mapping,

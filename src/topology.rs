@@ -4,16 +4,30 @@
 use core::fmt;
 
 use numaperf_core::{
-    CpuSet, NodeId, NodeMask, NumaError, OwnedNodeInfo, OwnedTopology, TopologyInfo,
+    CpuSet, KernelWeights, NodeId, NodeMask, NumaError, OwnedNodeInfo, OwnedTopology,
+    PlacementBackend, TopologyInfo,
 };
 
 /// One NUMA node of a [`Topology`].
 pub type NumaNode = OwnedNodeInfo;
 
 /// A snapshot of the machine's NUMA topology.
+///
+/// ```
+/// use numaperf::Topology;
+/// let topo = Topology::discover()?;
+/// assert!(topo.node_count() >= 1);
+/// for node in topo.numa_nodes() {
+///     // Distances to itself are 10, the kernel's "local".
+///     assert_eq!(topo.distance(node.id(), node.id()), Some(10));
+/// }
+/// println!("{topo}"); // the layout of `numactl --hardware`
+/// # Ok::<(), numaperf::NumaError>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Topology {
     table: OwnedTopology,
+    weights: Option<KernelWeights>,
 }
 
 impl Topology {
@@ -23,7 +37,27 @@ impl Topology {
     /// # Errors
     /// [`NumaError::Sysfs`] naming the file when the kernel's tree cannot be read.
     pub fn discover() -> Result<Self, NumaError> {
-        numaperf_linux::read_topology(numaperf_linux::SYSFS_NODE_ROOT).map(Topology::from)
+        let table = numaperf_linux::read_topology(numaperf_linux::SYSFS_NODE_ROOT)?;
+        let weights = numaperf_linux::kernel_weights(table.nodes())?;
+        Ok(Topology { table, weights })
+    }
+
+    /// The topology a backend sees, with its kernel's weighted-interleave table.
+    ///
+    /// # Errors
+    /// As [`Topology::from_info`], and the backend's errors reading the table.
+    pub fn of_backend(backend: &(impl PlacementBackend + ?Sized)) -> Result<Self, NumaError> {
+        let mut t = Self::from_info(backend.topology())?;
+        t.weights = backend.kernel_weights()?;
+        Ok(t)
+    }
+
+    /// The kernel's global weighted-interleave weights and whether they are in `auto`
+    /// mode (`None`: a kernel without weighted interleave, or a topology not read from a
+    /// kernel). numaperf reads them and never writes them: a region whose weights differ
+    /// is laid out in chunks instead (see `MemPolicy::WeightedInterleave`).
+    pub fn kernel_weights(&self) -> Option<&KernelWeights> {
+        self.weights.as_ref()
     }
 
     /// A topology copied from anything that answers [`TopologyInfo`] (a backend's).
@@ -49,7 +83,10 @@ impl Topology {
             Some(*info.allowed_nodes()),
             Some(*info.allowed_cpus()),
         )?;
-        Ok(Topology { table })
+        Ok(Topology {
+            table,
+            weights: None,
+        })
     }
 
     /// Number of online nodes.
@@ -105,7 +142,10 @@ impl Topology {
 
 impl From<OwnedTopology> for Topology {
     fn from(table: OwnedTopology) -> Self {
-        Topology { table }
+        Topology {
+            table,
+            weights: None,
+        }
     }
 }
 
@@ -167,6 +207,17 @@ impl fmt::Display for Topology {
                 write!(f, "{:>3} ", self.distance(a.id(), b.id()).unwrap_or(0))?;
             }
             writeln!(f)?;
+        }
+        if let Some(k) = &self.weights {
+            write!(f, "weighted interleave weights:")?;
+            for n in self.numa_nodes() {
+                write!(f, " {}={}", n.id(), k.weights.weight(n.id()).max(1))?;
+            }
+            match k.auto {
+                Some(true) => writeln!(f, " (auto)")?,
+                Some(false) => writeln!(f, " (manual)")?,
+                None => writeln!(f)?,
+            }
         }
         Ok(())
     }

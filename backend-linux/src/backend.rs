@@ -541,7 +541,7 @@ impl PlacementBackend for LinuxBackend {
     }
 
     fn kernel_weights(&self) -> Result<Option<KernelWeights>, NumaError> {
-        read_kernel_weights(Path::new(WEIGHTS_DIR), self.inner.topology.nodes())
+        kernel_weights(self.inner.topology.nodes())
     }
 
     unsafe fn unmap(&self, m: &Mapping) -> Result<(), NumaError> {
@@ -603,6 +603,15 @@ impl IntoTyped for Errno {
     fn into_typed(self) -> numaperf_core::Errno {
         numaperf_core::Errno::from_raw(self.raw_os_error())
     }
+}
+
+/// The live kernel's weighted-interleave table for `nodes` (`Ok(None)`: a kernel before
+/// 6.9, without weighted interleave). Read only: numaperf never writes the table.
+///
+/// # Errors
+/// [`NumaError::Sysfs`] for a weight file that does not hold a number 1..=255.
+pub fn kernel_weights(nodes: &NodeMask) -> Result<Option<KernelWeights>, NumaError> {
+    read_kernel_weights(Path::new(WEIGHTS_DIR), nodes)
 }
 
 /// Reads the weighted-interleave table in `dir` for `nodes` (`Ok(None)`: no such table,

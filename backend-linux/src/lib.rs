@@ -11,5 +11,5 @@ pub mod mempolicy;
 mod sys;
 mod topology;
 
-pub use backend::LinuxBackend;
+pub use backend::{kernel_weights, LinuxBackend};
 pub use topology::{read_topology, SYSFS_NODE_ROOT};

@@ -102,6 +102,21 @@ pub struct IdSet<I, const W: usize> {
 }
 
 /// A set of NUMA nodes (1024 bits).
+///
+/// ```
+/// use numaperf_core::{NodeId, NodeMask};
+/// let mut m = NodeMask::single(NodeId::new(0));
+/// m.add(NodeId::new(2));
+/// m.add(NodeId::new(3));
+/// assert_eq!(m.to_string(), "0,2-3"); // the kernel's list form
+/// assert_eq!(m.iter().map(|n| n.get()).collect::<Vec<_>>(), [0, 2, 3]);
+/// let parsed: NodeMask = numaperf_core::parse::parse_list("0,2-3")?;
+/// assert_eq!(parsed, m);
+/// // An id beyond 1023 does not panic: it is carried and reported by validation.
+/// m.add(NodeId::new(5000));
+/// assert_eq!(m.out_of_range(), Some(5000));
+/// # Ok::<(), numaperf_core::ParseError>(())
+/// ```
 pub type NodeMask = IdSet<NodeId, { MAX_NUMNODES / 64 }>;
 /// A set of CPUs (4096 bits).
 pub type CpuSet = IdSet<usize, { MAX_CPUS / 64 }>;

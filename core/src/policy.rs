@@ -9,6 +9,25 @@ use crate::options::{NodeMode, RegionOptions};
 use crate::topology::TopologyInfo;
 
 /// Where a region's pages may go.
+///
+/// ```
+/// use numaperf_core::{CpuSet, MemPolicy, NodeId, NodeInfo, NodeMask, NodeTable, NumaError,
+///     RegionOptions};
+/// // Two nodes with CPUs and memory.
+/// let nodes = [
+///     NodeInfo::new(NodeId::new(0), CpuSet::single(0), 1 << 30, 1 << 30, [10u8, 21]),
+///     NodeInfo::new(NodeId::new(1), CpuSet::single(1), 1 << 30, 1 << 30, [21u8, 10]),
+/// ];
+/// let topo = NodeTable::new(&nodes[..], None, None)?;
+/// let both: NodeMask = numaperf_core::parse::parse_list("0-1")?;
+/// // Validation returns the nodes the kernel will really use.
+/// assert_eq!(MemPolicy::Interleave(both).validate(&RegionOptions::new(), &topo)?, both);
+/// assert_eq!(
+///     MemPolicy::Preferred(NodeId::new(7)).validate(&RegionOptions::new(), &topo),
+///     Err(NumaError::NodeNotFound(NodeId::new(7)))
+/// );
+/// # Ok::<(), NumaError>(())
+/// ```
 // WeightedInterleave carries a 1 KiB weight table: without alloc there is no Box, and
 // policies travel by reference, so the size difference costs nothing on a hot path.
 #[allow(clippy::large_enum_variant)]

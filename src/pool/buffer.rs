@@ -106,6 +106,25 @@ struct Shared<B: PlacementBackend> {
 }
 
 /// Fixed-size buffers placed per node. Cheap to clone (a shared handle).
+///
+/// On a simulated two-node machine:
+/// ```
+/// use numaperf::{BufferPool, BufferPoolConfig, NodeId};
+/// use numaperf_sim::SimMachine;
+/// use std::sync::Arc;
+///
+/// let sim = Arc::new(SimMachine::from_spec("2 nodes x 1 cpus x 64 MiB")?);
+/// let config = BufferPoolConfig { buffer_size: 4096, initial_per_node: 4, ..Default::default() };
+/// let pool = BufferPool::new(sim, config)?;
+/// let mut b = pool.get(NodeId::new(1))?;
+/// b[0] = 7; // a buffer derefs to its bytes
+/// assert_eq!(b.home(), NodeId::new(1));
+/// // Its memory is on node 1 (the pool's regions are bound there).
+/// assert!(pool.placement(NodeId::new(1))?.nodes().iter().all(|n| n == NodeId::new(1)));
+/// drop(b); // back to node 1's free list
+/// assert_eq!(pool.stats(NodeId::new(1))?.free, 4);
+/// # Ok::<(), numaperf::NumaError>(())
+/// ```
 pub struct BufferPool<B: PlacementBackend> {
     shared: Arc<Shared<B>>,
 }

@@ -199,6 +199,26 @@ fn package<'a, T: Send + 'a>(
 }
 
 /// Workers pinned per node. Dropping it finishes queued tasks and joins every thread.
+///
+/// On a simulated two-node machine (the workers are real threads; their simulated CPUs
+/// are their node's):
+/// ```
+/// use numaperf::{NodeId, WorkerPool, WorkerPoolConfig};
+/// use numaperf_sim::SimMachine;
+/// use std::sync::Arc;
+///
+/// let sim = Arc::new(SimMachine::from_spec("2 nodes x 1 cpus x 64 MiB")?);
+/// let pool = WorkerPool::new(sim, WorkerPoolConfig::default())?;
+/// let h = pool.spawn_on(NodeId::new(1), || 6 * 7)?;
+/// assert_eq!(h.join(), Ok(42));
+/// let total: u64 = pool.scope(|s| {
+///     let a = s.spawn_on(NodeId::new(0), || 1u64).unwrap();
+///     let b = s.spawn_on(NodeId::new(1), || 2u64).unwrap();
+///     a.join().unwrap() + b.join().unwrap()
+/// });
+/// assert_eq!(total, 3);
+/// # Ok::<(), numaperf::NumaError>(())
+/// ```
 pub struct WorkerPool<B: PlacementBackend> {
     backend: B,
     shared: Arc<Shared>,
