@@ -6,6 +6,7 @@
 #![deny(missing_docs)]
 #![warn(clippy::missing_errors_doc)]
 
+mod affinity;
 mod backend;
 pub mod mempolicy;
 mod sys;

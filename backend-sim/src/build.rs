@@ -5,7 +5,10 @@ use std::fs;
 use std::path::Path;
 
 use numaperf_core::sysfs::{topology_from_sysfs, ProcessAllowed};
-use numaperf_core::{CpuSet, HugePages, NodeId, NodeMask, NumaError, OwnedNodeInfo, OwnedTopology};
+use numaperf_core::{
+    CpuSet, Errno, FileProblem, HugePages, NodeId, NodeMask, NumaError, OwnedNodeInfo,
+    OwnedTopology, MAX_CPUS, MAX_NUMNODES,
+};
 
 use crate::machine::SimMachine;
 
@@ -19,10 +22,11 @@ pub struct SimBuilder {
 }
 
 impl SimBuilder {
-    /// Adds the next node (id = one past the highest so far) with `cpus` CPUs, numbered
-    /// after the CPUs of earlier nodes, and `mem` bytes (0: a CPU-only node).
+    /// Adds the next node (id = one past the last one added) with `cpus` CPUs, numbered
+    /// after the CPUs of earlier nodes, and `mem` bytes (0: a CPU-only node). After a node
+    /// with id `u32::MAX` the next id saturates, and [`SimBuilder::build`] refuses both.
     pub fn node(self, cpus: usize, mem: u64) -> Self {
-        let id = self.nodes.last().map_or(0, |n| n.0.get() + 1);
+        let id = self.nodes.last().map_or(0, |n| n.0.get().saturating_add(1));
         self.node_with_id(NodeId::new(id), cpus, mem)
     }
 
@@ -55,8 +59,33 @@ impl SimBuilder {
         self
     }
 
-    /// The machine; an error for duplicate or out-of-order ids, or no nodes.
+    /// The machine. Every limit is checked before any work is done.
+    ///
+    /// # Errors
+    /// [`NumaError::LimitExceeded`] for more than 1024 `"nodes"`, more than 4096 `"cpus"`
+    /// in all, or more than [`SimMachine::MAX_MEMORY`] `"bytes of memory"` (all nodes and
+    /// huge page pools together; a sum that overflows counts as `u64::MAX`);
+    /// [`NumaError::InvalidNode`] for an id beyond 1023; [`NumaError::InvalidTopology`]
+    /// for duplicate or out-of-order ids, or no nodes.
     pub fn build(self) -> Result<SimMachine, NumaError> {
+        let saturated = |n: Option<u64>| n.unwrap_or(u64::MAX);
+        within("nodes", self.nodes.len() as u64, MAX_NUMNODES as u64)?;
+        if let Some(&(id, ..)) = self.nodes.iter().find(|n| !n.0.is_valid()) {
+            return Err(NumaError::InvalidNode(id.get()));
+        }
+        let cpus = self.nodes.iter().try_fold(0u64, |sum, n| {
+            u64::try_from(n.1).ok().and_then(|c| sum.checked_add(c))
+        });
+        within("cpus", saturated(cpus), MAX_CPUS as u64)?;
+        let huge = self.huge.iter().try_fold(0u64, |sum, &(_, h2, h1)| {
+            let bytes = h2
+                .checked_mul(2 << 20)?
+                .checked_add(h1.checked_mul(1 << 30)?)?;
+            sum.checked_add(bytes)
+        });
+        let mem = huge.and_then(|h| self.nodes.iter().try_fold(h, |sum, n| sum.checked_add(n.2)));
+        within("bytes of memory", saturated(mem), SimMachine::MAX_MEMORY)?;
+        // Below the limits nothing overflows: at most 4096 CPUs, 1024 nodes, 2^60 bytes.
         let mut next_cpu = 0;
         let ids: Vec<NodeId> = self.nodes.iter().map(|n| n.0).collect();
         let infos = self
@@ -84,14 +113,41 @@ impl SimBuilder {
     }
 }
 
+/// `value` of `what`, or [`NumaError::LimitExceeded`] when it is beyond `limit`.
+fn within(what: &'static str, value: u64, limit: u64) -> Result<(), NumaError> {
+    if value > limit {
+        return Err(NumaError::LimitExceeded { what, value, limit });
+    }
+    Ok(())
+}
+
+/// A spec number: ASCII digits only; a value beyond `u64` saturates (a limit refuses it).
+fn spec_number(text: &str) -> Result<u64, NumaError> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(NumaError::InvalidSpec("a count must be a decimal number"));
+    }
+    Ok(text.parse().unwrap_or(u64::MAX))
+}
+
 impl SimMachine {
+    /// The most memory a simulated machine may have, all nodes and huge page pools
+    /// together: 1 EiB (2^60 bytes), so every byte count the simulator sums fits a `u64`.
+    pub const MAX_MEMORY: u64 = 1 << 60;
+
     /// A builder.
     pub fn builder() -> SimBuilder {
         SimBuilder::default()
     }
 
     /// A machine from a short spec: `"<n> nodes x <c> cpus x <size> GiB|MiB"`, every node
-    /// alike, distances 10 local / 21 remote.
+    /// alike (`<c>` CPUs and `<size>` each), distances 10 local / 21 remote.
+    ///
+    /// # Errors
+    /// [`NumaError::InvalidSpec`] for text that is not such a spec, or 0 nodes;
+    /// [`NumaError::LimitExceeded`] for more than 1024 `"nodes"`, more than 4096 `"cpus"`
+    /// in all (`<n>` times `<c>`), or more than [`SimMachine::MAX_MEMORY`] `"bytes of
+    /// memory"` in all; a product (or a number) beyond `u64` counts as `u64::MAX`. The
+    /// limits are checked before any node is made.
     pub fn from_spec(spec: &str) -> Result<Self, NumaError> {
         const BAD: NumaError = NumaError::InvalidSpec("not a spec");
         let parts: Vec<Vec<&str>> = spec
@@ -103,34 +159,51 @@ impl SimMachine {
         };
         let num = |p: &[&str], unit: &[&str]| -> Result<u64, NumaError> {
             match p {
-                [v, u] if unit.contains(u) => v.parse().map_err(|_| BAD),
+                [v, u] if unit.contains(u) => spec_number(v),
                 _ => Err(BAD),
             }
         };
         let nodes = num(n, &["node", "nodes"])?;
         let cpus = num(c, &["cpu", "cpus"])?;
-        let size = match m.as_slice() {
-            [v, "GiB"] => v.parse::<u64>().map_err(|_| BAD)?.checked_mul(1 << 30),
-            [v, "MiB"] => v.parse::<u64>().map_err(|_| BAD)?.checked_mul(1 << 20),
+        let (size, unit) = match m.as_slice() {
+            [v, "GiB"] => (spec_number(v)?, 1u64 << 30),
+            [v, "MiB"] => (spec_number(v)?, 1u64 << 20),
             _ => return Err(BAD),
+        };
+        if nodes == 0 {
+            return Err(NumaError::InvalidSpec("a machine needs at least one node"));
         }
-        .ok_or(BAD)?;
-        if nodes == 0 || nodes > 1024 {
-            return Err(BAD);
-        }
+        within("nodes", nodes, MAX_NUMNODES as u64)?;
+        within("cpus", nodes.saturating_mul(cpus), MAX_CPUS as u64)?;
+        let bytes = size.saturating_mul(unit);
+        within(
+            "bytes of memory",
+            nodes.saturating_mul(bytes),
+            Self::MAX_MEMORY,
+        )?;
+        // Within the limits: cpus <= 4096 and bytes <= 2^60, so the casts are exact.
         (0..nodes)
-            .fold(Self::builder(), |b, _| b.node(cpus as usize, size))
+            .fold(Self::builder(), |b, _| b.node(cpus as usize, bytes))
             .build()
     }
 
     /// Replays a captured sysfs node tree (`online`, `nodeN/cpulist`, `nodeN/meminfo`,
-    /// `nodeN/distance`) with the same reader the Linux backend uses.
+    /// `nodeN/distance`) with the same strict reader the Linux backend uses.
+    ///
+    /// # Errors
+    /// [`NumaError::Sysfs`] naming the file that is missing (for a `dir` that does not
+    /// exist: `online`), unreadable, not text, malformed or inconsistent with the tree.
     pub fn from_sysfs_dir(dir: impl AsRef<Path>) -> Result<Self, NumaError> {
         let dir = dir.as_ref();
-        let read = |p: &str| fs::read_to_string(dir.join(p)).ok();
-        let topo = topology_from_sysfs(read, ProcessAllowed::default())?.ok_or(
-            numaperf_core::SysfsFile::root("online").error(numaperf_core::FileProblem::Missing),
-        )?;
+        let read = |p: &str| {
+            let bytes = fs::read(dir.join(p)).map_err(|e| match e.raw_os_error() {
+                _ if e.kind() == std::io::ErrorKind::NotFound => FileProblem::Missing,
+                Some(raw) => FileProblem::Unreadable(Errno::from_raw(raw)),
+                None => FileProblem::Unreadable(Errno::EIO),
+            })?;
+            String::from_utf8(bytes).map_err(|_| FileProblem::NotText)
+        };
+        let topo = topology_from_sysfs(read, ProcessAllowed::default())?;
         Ok(SimMachine::new(topo, &[]))
     }
 }

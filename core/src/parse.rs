@@ -131,6 +131,10 @@ impl Cursor<'_> {
 /// Parses the sysfs list syntax (`"0-3,8-11"`, `""`, trailing newline allowed) into a set.
 ///
 /// Used for `online`, `possible`, `has_memory`, `nodeN/cpulist`, `Cpus_allowed_list`.
+///
+/// # Errors
+/// A [`ParseError`] for a character that does not belong, a missing number, a reversed
+/// range, or an id beyond the set's capacity.
 pub fn parse_list<I: SetMember, const W: usize>(text: &str) -> Result<IdSet<I, W>, ParseError> {
     let trimmed = text.trim_end_matches(['\n', ' ', '\t']);
     let mut set = IdSet::new();
@@ -163,6 +167,10 @@ pub fn parse_list<I: SetMember, const W: usize>(text: &str) -> Result<IdSet<I, W
 /// Parses one `nodeN/distance` row ("10 21 31\n") into `out`; returns how many entries.
 ///
 /// The row is ordered by the *online* node list, not by node id.
+///
+/// # Errors
+/// A [`ParseError`] for an empty row, an entry that is not a number of at most 255, or
+/// more entries than `out` holds.
 pub fn parse_distance_row(text: &str, out: &mut [u8]) -> Result<usize, ParseError> {
     let mut n = 0;
     let mut c = Cursor {
@@ -205,6 +213,10 @@ pub fn parse_distance_row(text: &str, out: &mut [u8]) -> Result<usize, ParseErro
 /// id or a range end outside it is an error; a range only takes its members that are in it.
 /// Deviation from libnuma: inversion is within `available`, not `0..configured_nodes`, so a
 /// sparse machine never gets absent ids.
+///
+/// # Errors
+/// A [`ParseError`] for empty or malformed text, a misplaced `!`, or a node outside
+/// `available` ([`ParseErrorKind::NodeNotAvailable`]).
 pub fn parse_node_spec(text: &str, available: &NodeMask) -> Result<NodeMask, ParseError> {
     let mut c = Cursor {
         b: text.as_bytes(),
@@ -282,6 +294,38 @@ pub fn parse_meminfo_kb(text: &str, key: &str) -> Option<u64> {
         let kb = c.decimal(u64::MAX / 1024).ok()?;
         Some(kb * 1024)
     })
+}
+
+/// A `kB` field of meminfo text, read strictly: `None` when no line holds `key`, else the
+/// value in bytes, or the error for a value that is not `<decimal> kB` (the first line
+/// holding `key` decides). [`parse_meminfo_kb`] is the lenient form.
+pub fn meminfo_field(text: &str, key: &str) -> Option<Result<u64, ParseError>> {
+    let mut offset = 0;
+    for line in text.split('\n') {
+        if let Some(at) = line.find(key) {
+            let rest = &line[at + key.len()..];
+            let value = rest.trim_start();
+            let base = offset + at + key.len() + (rest.len() - value.len());
+            let mut c = Cursor {
+                b: value.as_bytes(),
+                pos: 0,
+            };
+            let shift = |e: ParseError| ParseError {
+                pos: base + e.pos,
+                ..e
+            };
+            return Some(c.decimal(u64::MAX / 1024).map_err(shift).and_then(|kb| {
+                let tail = value[c.pos..].trim();
+                match tail.chars().next() {
+                    _ if tail == "kB" => Ok(kb * 1024),
+                    Some(ch) => Err(shift(err(ParseErrorKind::UnexpectedChar(ch), c.pos))),
+                    None => Err(shift(err(ParseErrorKind::Empty, c.pos))),
+                }
+            }));
+        }
+        offset += line.len() + 1;
+    }
+    None
 }
 
 #[cfg(test)]
@@ -400,6 +444,24 @@ mod tests {
         assert_eq!(
             parse_node_spec("1", &nodes(&[0, 2])).unwrap_err().kind,
             ParseErrorKind::NodeNotAvailable(1)
+        );
+    }
+
+    #[test]
+    fn meminfo_fields_are_strict() {
+        let text = "Node 0 MemTotal:       3893024 kB\nNode 0 MemFree: zz kB\nNode 0 X: 5 MB\n";
+        assert_eq!(meminfo_field(text, "MemTotal:"), Some(Ok(3893024 * 1024)));
+        assert_eq!(meminfo_field(text, "Nope:"), None);
+        let e = meminfo_field(text, "MemFree:").unwrap().unwrap_err();
+        assert_eq!(e.kind, ParseErrorKind::UnexpectedChar('z'));
+        assert_eq!(&text[e.pos..e.pos + 2], "zz");
+        let e = meminfo_field(text, "X:").unwrap().unwrap_err();
+        assert_eq!(e.kind, ParseErrorKind::UnexpectedChar('M'));
+        assert!(meminfo_field("MemTotal: 5", "MemTotal:").unwrap().is_err());
+        assert!(
+            meminfo_field("MemTotal: 99999999999999999999 kB", "MemTotal:")
+                .unwrap()
+                .is_err()
         );
     }
 

@@ -129,6 +129,7 @@ pub struct NodeTable<C> {
     with_cpus: NodeMask,
     allowed: NodeMask,
     allowed_cpus: CpuSet,
+    fallback: bool,
 }
 
 /// A topology that needs no allocator: at most `N` nodes.
@@ -145,9 +146,13 @@ pub type OwnedTopology = NodeTable<alloc::vec::Vec<OwnedNodeInfo>>;
 
 impl<C: NodeList> NodeTable<C> {
     /// A table from node records, which must be sorted by id without duplicates, each with
-    /// a distance row that is empty or as long as the node list.
+    /// a distance row that is empty or as long as the node list, and no CPU in two nodes.
     ///
     /// `allowed_nodes`/`allowed_cpus`: the process's cpuset (`None`: everything online).
+    ///
+    /// # Errors
+    /// [`NumaError::InvalidTopology`] for no nodes, unsorted or duplicate ids, a row of the
+    /// wrong length or a CPU in two nodes; [`NumaError::InvalidNode`] for an id beyond 1023.
     pub fn new(
         nodes: C,
         allowed_nodes: Option<NodeMask>,
@@ -185,6 +190,9 @@ impl<C: NodeList> NodeTable<C> {
             if !n.cpus.is_empty() {
                 with_cpus.add(n.id);
             }
+            if !all_cpus.intersection(&n.cpus).is_empty() {
+                return Err(NumaError::InvalidTopology("a CPU belongs to two nodes"));
+            }
             all_cpus = all_cpus.union(&n.cpus);
         }
         Ok(NodeTable {
@@ -194,7 +202,23 @@ impl<C: NodeList> NodeTable<C> {
             online,
             memory,
             with_cpus,
+            fallback: false,
         })
+    }
+
+    /// The same table, marked as assumed rather than read: a backend that found no NUMA
+    /// description (a kernel without NUMA sysfs) describes the machine as one node holding
+    /// every CPU and all memory, and says so with this mark.
+    pub fn into_fallback(mut self) -> Self {
+        self.fallback = true;
+        self
+    }
+
+    /// Whether this table is an assumed one-node machine rather than what the system
+    /// described (see [`NodeTable::into_fallback`]); `false` for every table read from a
+    /// node tree or built in code.
+    pub fn is_fallback(&self) -> bool {
+        self.fallback
     }
 
     /// The node records, sorted by id.
@@ -313,6 +337,23 @@ pub(crate) mod tests {
         .into_iter()
         .collect();
         assert!(NodeTable::new(bad_row, None, None).is_err());
+        let c = |id, cpus: &[usize]| {
+            NodeInfo::new(
+                NodeId::new(id),
+                cpus.iter().copied().collect(),
+                1,
+                1,
+                heapless::Vec::<u8, 4>::new(),
+            )
+        };
+        let overlapping: heapless::Vec<_, 4> = [c(0, &[0, 1]), c(1, &[1, 2])].into_iter().collect();
+        assert_eq!(
+            NodeTable::new(overlapping, None, None).unwrap_err(),
+            NumaError::InvalidTopology("a CPU belongs to two nodes")
+        );
+        let disjoint: heapless::Vec<_, 4> = [c(0, &[0, 1]), c(1, &[2])].into_iter().collect();
+        let t = NodeTable::new(disjoint, None, None).unwrap();
+        assert!(!t.is_fallback() && t.into_fallback().is_fallback());
         let too_big: heapless::Vec<_, 4> = [n(1024)].into_iter().collect();
         assert_eq!(
             NodeTable::new(too_big, None, None).unwrap_err(),

@@ -27,6 +27,8 @@ pub(crate) mod numbers {
     pub const MIGRATE_PAGES: usize = nr::__NR_migrate_pages as usize;
     pub const SET_MEMPOLICY_HOME_NODE: usize = nr::__NR_set_mempolicy_home_node as usize;
     pub const GETCPU: usize = nr::__NR_getcpu as usize;
+    pub const SCHED_SETAFFINITY: usize = nr::__NR_sched_setaffinity as usize;
+    pub const SCHED_GETAFFINITY: usize = nr::__NR_sched_getaffinity as usize;
 }
 
 /// A raw return value as a result: `-4095..=-1` is `-errno`.
