@@ -83,8 +83,6 @@ fn affinity_of(pid: i32) -> Result<CpuSet, NumaError> {
 /// # Errors
 /// [`NumaError::InvalidCpu`] when the thread may run on a CPU beyond 4095 (a [`CpuSet`]
 /// cannot hold it); [`NumaError::Os`] for any other failure of `sched_getaffinity`.
-// Until backend.rs calls it (then this allow goes).
-#[allow(dead_code)]
 pub(crate) fn thread_affinity() -> Result<CpuSet, NumaError> {
     affinity_of(0)
 }
@@ -108,8 +106,6 @@ pub(crate) fn process_affinity() -> Result<CpuSet, NumaError> {
 /// [`NumaError::EmptyCpuSet`] for an empty set; [`NumaError::CpuNotAllowed`] naming the
 /// set's first CPU when none of its CPUs is online and allowed (the kernel's `EINVAL`);
 /// [`NumaError::Os`] for any other failure.
-// Until backend.rs calls it (then this allow goes).
-#[allow(dead_code)]
 pub(crate) fn set_thread_affinity(cpus: &CpuSet) -> Result<(), NumaError> {
     if let Some(bad) = cpus.out_of_range() {
         return Err(NumaError::InvalidCpu(bad));

@@ -20,7 +20,7 @@ use rustix::io::Errno;
 use rustix::mm::{self, Advice, MapFlags, ProtFlags};
 
 use crate::mempolicy as mp;
-use crate::topology::{cpuset_from, read_once, read_text, read_topology_at, SYSFS_NODE_ROOT};
+use crate::topology::{read_once, read_text, read_topology_at, SYSFS_NODE_ROOT};
 
 const HUGE_2M: usize = 2 << 20;
 /// Where the kernel keeps the weighted-interleave weights (Linux 6.9).
@@ -560,24 +560,11 @@ impl PlacementBackend for LinuxBackend {
     }
 
     fn thread_affinity(&self) -> Result<CpuSet, NumaError> {
-        let set = rustix::thread::sched_getaffinity(None)
-            .map_err(|e| errno_error("sched_getaffinity", e))?;
-        Ok(cpuset_from(&set))
+        crate::affinity::thread_affinity()
     }
 
     fn set_thread_affinity(&self, cpus: &CpuSet) -> Result<(), NumaError> {
-        let mut set = rustix::thread::CpuSet::new();
-        for c in cpus.iter() {
-            if c >= rustix::thread::CpuSet::MAX_CPU {
-                return Err(NumaError::InvalidCpu(c as u32));
-            }
-            set.set(c);
-        }
-        if let Some(bad) = cpus.out_of_range() {
-            return Err(NumaError::InvalidCpu(bad));
-        }
-        rustix::thread::sched_setaffinity(None, &set)
-            .map_err(|e| errno_error("sched_setaffinity", e))
+        crate::affinity::set_thread_affinity(cpus)
     }
 }
 

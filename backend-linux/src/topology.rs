@@ -76,13 +76,6 @@ fn read_tree(
     Ok((topology, Some(dir)))
 }
 
-/// Core's CPU set from rustix's (at most [`rustix::thread::CpuSet::MAX_CPU`] CPUs).
-pub(crate) fn cpuset_from(set: &rustix::thread::CpuSet) -> CpuSet {
-    (0..rustix::thread::CpuSet::MAX_CPU)
-        .filter(|&c| set.is_set(c))
-        .collect()
-}
-
 /// What `/proc/self/status` says in `Cpus_allowed_list` and `Mems_allowed_list`, asked of
 /// the kernel directly: the process's (main thread's) affinity, and the cpuset's memory
 /// nodes (`get_mempolicy(MPOL_F_MEMS_ALLOWED)`). Two syscalls instead of the status file,

@@ -416,6 +416,19 @@ impl SimMachine {
         }
         Ok(())
     }
+
+    /// The policy and options the simulated kernel holds for the page at `addr` (what
+    /// `get_mempolicy(MPOL_F_ADDR)` reports on Linux); `None` outside every mapping.
+    pub fn policy_at(&self, addr: *const u8) -> Option<(MemPolicy, RegionOptions)> {
+        let st = self.state();
+        let (&start, m) = st.maps.range(..=addr as usize).next_back()?;
+        let offset = addr as usize - start;
+        if offset >= m.mapped_len {
+            return None;
+        }
+        let seg = m.segment_at(offset / m.unit).0;
+        Some((seg.policy.clone(), seg.opts))
+    }
 }
 
 /// Takes `pages` from a node if it has them (and is not set to fail).

@@ -264,22 +264,22 @@ fn weighted_interleave_by_weights() {
         [300, 100, 100, 100]
     );
     drop_region(&sim, m);
+    // A kernel without MPOL_WEIGHTED_INTERLEAVE still gets the proportion (in chunks).
     sim.kernel_lacks(KernelFeature::WeightedInterleave);
-    let e = region(
+    let m = region(
         &sim,
-        1,
+        600,
         MemPolicy::WeightedInterleave(w),
         Default::default(),
-        Prefault::None,
-    );
+        Prefault::Populate,
+    )
+    .unwrap();
+    let c = counts(&sim, &m);
     assert_eq!(
-        e.unwrap_err(),
-        NumaError::Unsupported {
-            feature: "MPOL_WEIGHTED_INTERLEAVE",
-            since: "Linux 6.9"
-        }
+        [0, 1, 2, 3].map(|n| c.on(NodeId::new(n))),
+        [300, 100, 100, 100]
     );
-    assert_eq!(sim.mapping_count(), 0);
+    drop_region(&sim, m);
 }
 
 #[test]
@@ -608,4 +608,110 @@ proptest! {
         }
         prop_assert_eq!(sim.usage().iter().map(|u| u.free).sum::<u64>(), total);
     }
+}
+
+#[test]
+fn weighted_interleave_uses_the_kernels_table_and_never_writes_it() {
+    use numaperf_core::policy::weighted_interleave_node;
+    use numaperf_core::KernelWeights;
+    let sim = SimMachine::from_spec("2 nodes x 1 cpus x 16 MiB").unwrap();
+    let w = NodeWeights::new()
+        .with(NodeId::new(0), 3)
+        .with(NodeId::new(1), 1);
+    // The kernel's table says 1:1: the region is laid out in chunks, 3/4 on node 0.
+    let m = region(
+        &sim,
+        64,
+        MemPolicy::WeightedInterleave(w),
+        Default::default(),
+        Prefault::Touch,
+    )
+    .unwrap();
+    let c = counts(&sim, &m);
+    assert_eq!((c.on(NodeId::new(0)), c.on(NodeId::new(1))), (48, 16));
+    assert_eq!(node_of(&sim, &m, 0), Some(NodeId::new(0)));
+    drop_region(&sim, m);
+    let table = sim.kernel_weights().unwrap().unwrap();
+    assert_eq!(table.weights.weight(NodeId::new(0)), 1, "never written");
+    // The administrator set 3:1: the kernel's own mode places page by page.
+    sim.set_kernel_weights(KernelWeights {
+        weights: w,
+        auto: Some(false),
+    });
+    let m = region(
+        &sim,
+        64,
+        MemPolicy::WeightedInterleave(w),
+        Default::default(),
+        Prefault::Touch,
+    )
+    .unwrap();
+    let start = m.as_ptr() as usize;
+    for page in 0..64 {
+        let ilx = interleave_index(start, start + page * 4096, 12, 0);
+        assert_eq!(
+            node_of(&sim, &m, page),
+            weighted_interleave_node(&w, &mask(&[0, 1]), ilx),
+            "page {page}"
+        );
+    }
+    drop_region(&sim, m);
+    // A kernel without weighted interleave still gets the proportion, in chunks.
+    sim.kernel_lacks(KernelFeature::WeightedInterleave);
+    assert_eq!(sim.kernel_weights(), Ok(None));
+    let m = region(
+        &sim,
+        64,
+        MemPolicy::WeightedInterleave(w),
+        Default::default(),
+        Prefault::Touch,
+    )
+    .unwrap();
+    assert_eq!(counts(&sim, &m).on(NodeId::new(1)), 16);
+    drop_region(&sim, m);
+}
+
+#[test]
+fn policies_on_page_ranges_split_and_keep_the_rest() {
+    let sim = SimMachine::from_spec("3 nodes x 1 cpus x 16 MiB").unwrap();
+    let m = region(
+        &sim,
+        12,
+        MemPolicy::Bind(mask(&[0])),
+        Default::default(),
+        Prefault::None,
+    )
+    .unwrap();
+    let middle = numaperf_core::PageRange { first: 4, count: 4 };
+    // SAFETY: the test owns `m` and holds no reference to its memory.
+    unsafe {
+        sim.apply_policy(
+            &m,
+            middle,
+            &MemPolicy::Bind(mask(&[2])),
+            &Default::default(),
+            false,
+        )
+        .unwrap();
+        sim.prefault(&m, m.all_pages(), Prefault::Touch).unwrap();
+    }
+    let nodes: Vec<_> = (0..12)
+        .map(|p| node_of(&sim, &m, p).unwrap().get())
+        .collect();
+    assert_eq!(nodes, [0, 0, 0, 0, 2, 2, 2, 2, 0, 0, 0, 0]);
+    let outside = numaperf_core::PageRange {
+        first: 10,
+        count: 3,
+    };
+    // SAFETY: as above.
+    let e = unsafe { sim.prefault(&m, outside, Prefault::Touch) };
+    assert_eq!(
+        e,
+        Err(NumaError::PageRangeOutOfBounds {
+            first: 10,
+            count: 3,
+            pages: 12
+        })
+    );
+    drop_region(&sim, m);
 }

@@ -108,11 +108,8 @@ impl<'a> WeightedChunks<'a> {
             .iter()
             .map(|n| weights.weight(n).max(1) as usize)
             .sum();
-        let (cycles, rest) = if total_weight == 0 {
-            (0, 0)
-        } else {
-            (pages / total_weight, pages % total_weight)
-        };
+        let cycles = pages.checked_div(total_weight).unwrap_or(0);
+        let rest = pages.checked_rem(total_weight).unwrap_or(0);
         WeightedChunks {
             weights,
             nodes,

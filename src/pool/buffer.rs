@@ -18,8 +18,6 @@ use numaperf_core::{
 
 use crate::NumaRegion;
 
-/// Out of memory, as an errno.
-
 /// How a pool is shaped.
 #[derive(Clone, Copy, Debug)]
 pub struct BufferPoolConfig {

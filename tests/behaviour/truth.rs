@@ -17,7 +17,10 @@ use super::{all_on, check, err, memory_nodes, page_nodes, Case, CaseResult, Outc
 fn failed_migrate_demotes_hard<B: PlacementBackend>(b: &B) -> CaseResult {
     let f = FaultInjector::new(b);
     let nodes = memory_nodes(b);
-    let (first, last) = (nodes.first().ok_or("no memory node")?, nodes.last().unwrap());
+    let (first, last) = (
+        nodes.first().ok_or("no memory node")?,
+        nodes.last().unwrap(),
+    );
     let bind = MemPolicy::Bind(NodeMask::single(first));
     let mut r = NumaRegion::anon_in(
         &f,
@@ -40,7 +43,9 @@ fn failed_migrate_demotes_hard<B: PlacementBackend>(b: &B) -> CaseResult {
     check(r.enforcement() == Enforcement::Soft, || {
         "a failed migrate left the region Hard".into()
     })?;
-    check(*r.policy() == bind, || format!("policy became {:?}", r.policy()))?;
+    check(*r.policy() == bind, || {
+        format!("policy became {:?}", r.policy())
+    })?;
     // A successful migrate of the (Soft) region verifies nothing: it stays Soft.
     r.migrate(&NodeMask::single(last)).map_err(err)?;
     check(r.enforcement() == Enforcement::Soft, || {
@@ -53,7 +58,10 @@ fn failed_migrate_demotes_hard<B: PlacementBackend>(b: &B) -> CaseResult {
 /// policy makes it `Soft`.
 fn hard_survives_only_verified_changes<B: PlacementBackend>(b: &B) -> CaseResult {
     let nodes = memory_nodes(b);
-    let (first, last) = (nodes.first().ok_or("no memory node")?, nodes.last().unwrap());
+    let (first, last) = (
+        nodes.first().ok_or("no memory node")?,
+        nodes.last().unwrap(),
+    );
     let mut r = NumaRegion::anon_in(
         b,
         16 * PAGE,
@@ -75,11 +83,15 @@ fn hard_survives_only_verified_changes<B: PlacementBackend>(b: &B) -> CaseResult
     check(r.enforcement() == Enforcement::Soft, || {
         "a new policy must demote to Soft".into()
     })?;
-    check(*r.policy() == MemPolicy::Local, || format!("{:?}", r.policy()))?;
+    check(*r.policy() == MemPolicy::Local, || {
+        format!("{:?}", r.policy())
+    })?;
     // An invalid policy changes nothing.
     let bad = r.set_policy(MemPolicy::Bind(NodeMask::new()));
     check(bad == Err(NumaError::EmptyNodeMask), || format!("{bad:?}"))?;
-    check(*r.policy() == MemPolicy::Local, || format!("{:?}", r.policy()))?;
+    check(*r.policy() == MemPolicy::Local, || {
+        format!("{:?}", r.policy())
+    })?;
     Ok(Outcome::Pass(seen))
 }
 
@@ -103,13 +115,18 @@ fn migrate_relative_mask<B: PlacementBackend>(b: &B) -> CaseResult {
     r.migrate(&NodeMask::single(NodeId::new(index)))
         .map_err(err)?;
     let seen = all_on(&r, &NodeMask::single(want))?;
-    Ok(Outcome::Pass(format!("index {index} -> node {want}: {seen}")))
+    Ok(Outcome::Pass(format!(
+        "index {index} -> node {want}: {seen}"
+    )))
 }
 
 /// `migrate` under `NodeMode::Static` reads physical ids: pages go to the node named.
 fn migrate_static_mask<B: PlacementBackend>(b: &B) -> CaseResult {
     let usable = memory_nodes(b);
-    let (first, last) = (usable.first().ok_or("no memory node")?, usable.last().unwrap());
+    let (first, last) = (
+        usable.first().ok_or("no memory node")?,
+        usable.last().unwrap(),
+    );
     let mut r = NumaRegion::anon_in(
         b,
         8 * PAGE,
@@ -142,8 +159,8 @@ fn weighted_interleave_relative<B: PlacementBackend>(b: &B) -> CaseResult {
         .with(NodeId::new(1), 1);
     let policy = MemPolicy::WeightedInterleave(w);
     let opts = RegionOptions::new().relative_nodes();
-    let r = NumaRegion::anon_in(b, 64 * PAGE, policy.clone(), opts, Prefault::Populate)
-        .map_err(err)?;
+    let r =
+        NumaRegion::anon_in(b, 64 * PAGE, policy.clone(), opts, Prefault::Populate).map_err(err)?;
     let phys = physical_weights(&policy, NodeMode::Relative, b.topology());
     let nodes = phys.nodes();
     check(nodes.is_subset(&usable) && !nodes.is_empty(), || {
