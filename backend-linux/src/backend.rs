@@ -116,10 +116,13 @@ impl LinuxBackend {
     /// The real kernel, but with the topology (and free memory) read from `root`. Given
     /// the kernel's own root ([`Self::SYSFS_ROOT`], as [`Self::new`] does) and exactly one
     /// node with memory, that node's free memory is `/proc/meminfo`'s (see the README).
+    /// Only the kernel's own root may be absent (a kernel without NUMA sysfs): then the
+    /// machine is one node holding every CPU, and the topology says it is a fallback.
     ///
     /// # Errors
-    /// [`NumaError::Sysfs`] naming the file when the tree is not a machine (missing or
-    /// malformed files), and [`NumaError::Os`] when it cannot be opened.
+    /// [`NumaError::Sysfs`] naming the file when the tree is not a machine (a captured
+    /// root that does not exist, missing, unreadable or malformed files, a CPU in two
+    /// nodes).
     pub fn with_sysfs_root(root: impl AsRef<Path>) -> Result<Self, NumaError> {
         let (topology, root_fd) = read_topology_at(root.as_ref())?;
         let system_is_the_node = root_fd.is_some()
