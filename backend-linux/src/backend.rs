@@ -571,7 +571,15 @@ impl PlacementBackend for LinuxBackend {
     }
 }
 
+/// The typed error of a failed call. `ENOSYS` means the kernel (no `CONFIG_NUMA`) or this
+/// architecture (no raw system call layer: see `sys/`) lacks the call.
 fn errno_error(op: &'static str, e: Errno) -> NumaError {
+    if e == Errno::NOSYS {
+        return NumaError::Unsupported {
+            feature: op,
+            since: "a NUMA kernel, on x86_64, aarch64, riscv64 or powerpc64le",
+        };
+    }
     NumaError::from_errno(op, e.into_typed())
 }
 

@@ -3,16 +3,35 @@
 
 #[cfg(target_arch = "aarch64")]
 mod aarch64;
+#[cfg(all(target_arch = "powerpc64", target_endian = "little"))]
+mod powerpc64;
+#[cfg(target_arch = "riscv64")]
+mod riscv64;
+#[cfg(not(any(
+    target_arch = "x86_64",
+    target_arch = "aarch64",
+    target_arch = "riscv64",
+    all(target_arch = "powerpc64", target_endian = "little")
+)))]
+mod unsupported;
 #[cfg(target_arch = "x86_64")]
 mod x86_64;
 
 #[cfg(target_arch = "aarch64")]
 pub(crate) use aarch64::syscall6;
+#[cfg(all(target_arch = "powerpc64", target_endian = "little"))]
+pub(crate) use powerpc64::syscall6;
+#[cfg(target_arch = "riscv64")]
+pub(crate) use riscv64::syscall6;
+#[cfg(not(any(
+    target_arch = "x86_64",
+    target_arch = "aarch64",
+    target_arch = "riscv64",
+    all(target_arch = "powerpc64", target_endian = "little")
+)))]
+pub(crate) use unsupported::syscall6;
 #[cfg(target_arch = "x86_64")]
 pub(crate) use x86_64::syscall6;
-
-#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-compile_error!("numaperf-linux has raw syscalls for x86_64 and aarch64 only");
 
 use linux_raw_sys::general as nr;
 use rustix::io::Errno;
