@@ -26,7 +26,11 @@ fn a_migrate_that_fails_half_way_demotes_hard_to_soft() {
     );
     let p = r.placement().unwrap();
     assert_eq!((p.on(n0), p.on(n1)), (8, 8), "the pages are split");
-    assert_eq!(r.enforcement(), Enforcement::Soft, "split pages are not Hard");
+    assert_eq!(
+        r.enforcement(),
+        Enforcement::Soft,
+        "split pages are not Hard"
+    );
     // The region still says the policy it had; new faults follow it again.
     assert_eq!(*r.policy(), MemPolicy::Bind(NodeMask::single(n0)));
 }
