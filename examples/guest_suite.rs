@@ -11,20 +11,22 @@ mod behaviour;
 use std::collections::BTreeMap;
 use std::fs;
 
-use behaviour::Outcome;
+use behaviour::{Case, CaseResult, Outcome};
 use numaperf::{LinuxBackend, MemPolicy, NumaRegion, PlacementBackend, Prefault, TopologyInfo};
 use numaperf_sim::{KernelFeature, SimMachine};
 
 /// Scenarios whose histograms are exact on a kernel booted with numa_balancing=disable.
-const EXACT: [&str; 14] = [
+const EXACT: [&str; 16] = [
     "bind_every_node",
     "preferred_every_node",
     "local_follows_pinned_cpu",
     "interleave_exact",
     "preferred_many",
     "weighted_interleave",
+    "weighted_interleave_kernel_weights",
     "migrate_every_page",
     "hard_mode_verified",
+    "transparent_huge_pages_placed",
     "ltp_mbind03",
     "ltp_mbind04",
     "ltp_set_mempolicy01",
@@ -33,45 +35,66 @@ const EXACT: [&str; 14] = [
     "ltp_move_pages02_09",
 ];
 
+/// What a case came to, as the markers print it.
+#[derive(Clone, Debug, PartialEq)]
+enum Verdict {
+    Pass(String),
+    Skip(String),
+    Fail(String),
+}
+
+#[derive(Default)]
 struct Report {
     passed: u32,
     failed: u32,
+    skipped: u32,
 }
 
 impl Report {
-    fn case(&mut self, name: &str, ok: Result<String, String>) {
-        match ok {
-            Ok(d) => {
+    fn case(&mut self, name: &str, v: &Verdict) {
+        let (word, d) = match v {
+            Verdict::Pass(d) => {
                 self.passed += 1;
-                println!("NUMAPERF-CASE {name} PASS {d}");
+                ("PASS", d)
             }
-            Err(d) => {
+            Verdict::Skip(d) => {
+                self.skipped += 1;
+                ("SKIP", d)
+            }
+            Verdict::Fail(d) => {
                 self.failed += 1;
-                println!("NUMAPERF-CASE {name} FAIL {d}");
+                ("FAIL", d)
             }
-        }
+        };
+        println!("NUMAPERF-CASE {name} {word} {d}");
+    }
+
+    fn done(&self) {
+        println!(
+            "NUMAPERF-DONE {} {} {}",
+            self.passed, self.failed, self.skipped
+        );
     }
 }
 
-/// Runs every case on `b`, reporting each; returns the pass details by case name.
-fn run<B: PlacementBackend>(
+/// Runs every case on `b` with `run`, reporting each; returns the verdicts by case name.
+fn run<B>(
     b: &B,
     label: &str,
+    cases: Vec<Case<B>>,
+    run: fn(&Case<B>, &B) -> CaseResult,
     report: &mut Report,
-) -> BTreeMap<&'static str, String> {
-    let mut details = BTreeMap::new();
-    for case in behaviour::cases::<B>() {
-        let name = format!("{label}/{}", case.name);
-        match (case.run)(b) {
-            Ok(Outcome::Pass(d)) => {
-                details.insert(case.name, d.clone());
-                report.case(&name, Ok(d));
-            }
-            Ok(Outcome::Skip(d)) => println!("NUMAPERF-CASE {name} SKIP {d}"),
-            Err(d) => report.case(&name, Err(d)),
-        }
+    out: &mut BTreeMap<&'static str, Verdict>,
+) {
+    for case in cases {
+        let v = match run(&case, b) {
+            Ok(Outcome::Pass(d)) => Verdict::Pass(d),
+            Ok(Outcome::Skip(d)) => Verdict::Skip(d),
+            Err(d) => Verdict::Fail(d),
+        };
+        report.case(&format!("{label}/{}", case.name), &v);
+        out.insert(case.name, v);
     }
-    details
 }
 
 /// The kernel release as (major, minor).
@@ -127,15 +150,15 @@ fn soft_only(b: &LinuxBackend, report: &mut Report) {
             });
         report.case(
             &name,
-            match r {
+            &match r {
                 Ok((true, p))
                     if p.present() + p.not_present() == p.total()
                         && p.nodes().is_subset(&nodes) =>
                 {
-                    Ok(p.to_string())
+                    Verdict::Pass(p.to_string())
                 }
-                Ok((_, p)) => Err(format!("content or placement off: {p}")),
-                Err(e) => Err(e.to_string()),
+                Ok((_, p)) => Verdict::Fail(format!("content or placement off: {p}")),
+                Err(e) => Verdict::Fail(e.to_string()),
             },
         );
     }
@@ -145,68 +168,88 @@ fn main() {
     let mode = std::env::args().nth(1).unwrap_or_else(|| "full".into());
     let root = numaperf::LinuxBackend::SYSFS_ROOT.to_string();
     print_sysfs(&root);
-    let mut report = Report {
-        passed: 0,
-        failed: 0,
-    };
+    let mut report = Report::default();
     let b = match LinuxBackend::shared() {
         Ok(b) => b,
         Err(e) => {
-            println!("NUMAPERF-CASE setup FAIL {e}");
-            println!("NUMAPERF-DONE 0 1");
+            report.case("setup", &Verdict::Fail(e.to_string()));
+            report.done();
             return;
         }
     };
     if mode == "soft" {
         soft_only(&b, &mut report);
-        println!("NUMAPERF-DONE {} {}", report.passed, report.failed);
+        report.done();
         return;
     }
-    let kernel = run(&b, "kernel", &mut report);
+    // The kernel: every case, each checked for leaving the weighted-interleave table as
+    // it found it.
+    let mut kernel = BTreeMap::new();
+    let check = behaviour::linux::run_checked::<LinuxBackend>;
+    run(
+        &b,
+        "kernel",
+        behaviour::cases(),
+        check,
+        &mut report,
+        &mut kernel,
+    );
+    run(
+        &b,
+        "kernel",
+        behaviour::linux::cases(),
+        check,
+        &mut report,
+        &mut kernel,
+    );
 
-    // Weighted interleave: unsupported before 6.9, placed by weights from 6.9 on.
+    // Weighted interleave: the kernel's table exists from 6.9 on, and then the kernel's
+    // own mode places pages (on older kernels numaperf lays out chunks itself).
     let (major, minor) = kernel_version();
     let has_weighted = (major, minor) >= (6, 9);
-    let weighted = kernel
-        .get("weighted_interleave")
-        .cloned()
-        .unwrap_or_default();
-    let expect = if has_weighted {
-        "placed"
-    } else {
-        "unsupported"
+    let table = b.kernel_weights().map(|k| k.is_some());
+    let own = kernel.get("weighted_interleave_kernel_weights");
+    let verdict = match (has_weighted, table, own) {
+        (true, Ok(true), Some(Verdict::Pass(d))) if d.starts_with("kernel mode") => {
+            Verdict::Pass(format!("{major}.{minor}: {d}"))
+        }
+        (false, Ok(false), Some(Verdict::Skip(d))) => {
+            Verdict::Pass(format!("{major}.{minor}: {d}"))
+        }
+        (w, t, o) => Verdict::Fail(format!(
+            "{major}.{minor}: weighted interleave expected {w}, table {t:?}, case {o:?}"
+        )),
     };
-    report.case(
-        "kernel/weighted_interleave_matches_version",
-        if weighted.starts_with(expect) {
-            Ok(format!("{major}.{minor}: {weighted}"))
-        } else {
-            Err(format!(
-                "{major}.{minor}: expected {expect}, got {weighted}"
-            ))
-        },
-    );
+    report.case("kernel/weighted_interleave_matches_version", &verdict);
 
     // The same scenarios on the sim replaying this guest's sysfs tree.
     let sim = match SimMachine::from_sysfs_dir(&root) {
         Ok(s) => s,
         Err(e) => {
-            report.case("sim/replay_guest_sysfs", Err(e.to_string()));
-            println!("NUMAPERF-DONE {} {}", report.passed, report.failed);
+            report.case("sim/replay_guest_sysfs", &Verdict::Fail(e.to_string()));
+            report.done();
             return;
         }
     };
     if !has_weighted {
         sim.kernel_lacks(KernelFeature::WeightedInterleave);
     }
-    let simulated = run(&sim, "sim", &mut report);
+    let mut simulated = BTreeMap::new();
+    run(
+        &sim,
+        "sim",
+        behaviour::cases(),
+        behaviour::run_case,
+        &mut report,
+        &mut simulated,
+    );
     for name in EXACT {
-        let (k, s) = (kernel.get(name), simulated.get(name));
-        let verdict = match (k, s) {
-            (Some(k), Some(s)) if k == s => Ok(k.clone()),
-            _ => Err(format!("kernel: {k:?} / sim: {s:?}")),
+        let verdict = match (kernel.get(name), simulated.get(name)) {
+            (Some(Verdict::Pass(k)), Some(Verdict::Pass(s))) if k == s => Verdict::Pass(k.clone()),
+            (Some(Verdict::Skip(k)), Some(Verdict::Skip(_))) => Verdict::Skip(k.clone()),
+            (k, s) => Verdict::Fail(format!("kernel: {k:?} / sim: {s:?}")),
         };
-        report.case(&format!("fidelity/{name}"), verdict);
+        report.case(&format!("fidelity/{name}"), &verdict);
     }
-    println!("NUMAPERF-DONE {} {}", report.passed, report.failed);
+    report.done();
 }

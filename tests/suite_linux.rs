@@ -1,11 +1,30 @@
-//! The behaviour suite on this host's kernel through `LinuxBackend`. Cases that need more
-//! nodes than the host has print SKIP and why; the sim and the multi-node guests run them.
+//! The behaviour suite on this host's kernel through `LinuxBackend`, one test per
+//! `host::case` (`cargo test --test suite_linux -- host::bad_input`); a case that needs
+//! more than the host has is reported ignored with the reason (the sim and the multi-node
+//! guests run it). Every case fails if the kernel's weighted-interleave table changed.
 
 mod behaviour;
 
-#[test]
-fn behaviour_suite_on_this_host() {
-    let b = numaperf::LinuxBackend::shared().unwrap();
-    let failures = behaviour::run_all(&b, "host");
-    assert!(failures.is_empty(), "{failures:#?}");
+use std::sync::Arc;
+
+use numaperf::LinuxBackend;
+
+fn main() {
+    let args = behaviour::trials::arguments();
+    let b = Arc::new(LinuxBackend::shared().expect("the Linux backend"));
+    let mut trials = behaviour::trials::trials(
+        "host",
+        &b,
+        behaviour::cases(),
+        behaviour::linux::run_checked,
+        args.nocapture,
+    );
+    trials.extend(behaviour::trials::trials(
+        "host",
+        &b,
+        behaviour::linux::cases(),
+        behaviour::linux::run_checked,
+        args.nocapture,
+    ));
+    libtest_mimic::run(&args, trials).exit();
 }

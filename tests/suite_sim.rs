@@ -1,9 +1,15 @@
 //! The behaviour suite on simulated machines: 2 nodes, 4 nodes with 2 memory-only (CXL-like),
-//! sparse ids {0, 2}, and the captured 8-node asymmetric server.
+//! sparse ids {0, 2}, a CPU-only node, huge pages on one node only, the captured 8-node
+//! asymmetric server and trees captured in the guests. One test per `machine::case`
+//! (`cargo test --test suite_sim -- 4node-cxl::bind_every_node`), then per machine: no
+//! mapping left behind, every byte of memory returned.
 
 mod behaviour;
 
-use numaperf::NodeId;
+use std::sync::Arc;
+
+use libtest_mimic::{Failed, Trial};
+use numaperf::{HugePages, NodeId};
 use numaperf_sim::SimMachine;
 
 const MIB: u64 = 1 << 20;
@@ -47,6 +53,15 @@ fn machines() -> Vec<(&'static str, SimMachine)> {
                 .unwrap(),
         ),
         (
+            "2node-hugetlb-on-node0",
+            SimMachine::builder()
+                .node(1, 256 * MIB)
+                .node(1, 256 * MIB)
+                .huge_pages(0, HugePages::Explicit2M, 4)
+                .build()
+                .unwrap(),
+        ),
+        (
             "8node-asym",
             SimMachine::from_sysfs_dir(format!("{data}/8node-asym")).unwrap(),
         ),
@@ -62,18 +77,38 @@ fn machines() -> Vec<(&'static str, SimMachine)> {
     ]
 }
 
-#[test]
-fn behaviour_suite_on_simulated_machines() {
-    let mut failures = Vec::new();
+fn main() {
+    let args = behaviour::trials::arguments();
+    let mut trials = Vec::new();
     for (label, sim) in machines() {
-        failures.extend(behaviour::run_all(&sim, label));
-        assert_eq!(sim.mapping_count(), 0, "{label}: mappings left behind");
-        assert!(
-            sim.usage().iter().all(|u| u.free == u.total
-                || label.contains("8node")
-                || label.starts_with("guest")),
-            "{label}: memory not returned"
-        );
+        let start = sim.usage();
+        let sim = Arc::new(sim);
+        trials.extend(behaviour::trials::trials(
+            label,
+            &sim,
+            behaviour::cases(),
+            behaviour::run_case,
+            args.nocapture,
+        ));
+        let s = Arc::clone(&sim);
+        trials.push(Trial::test(
+            format!("{label}::no_mapping_left_behind"),
+            move || match s.mapping_count() {
+                0 => Ok(()),
+                n => Err(Failed::from(format!("{n} mappings left behind"))),
+            },
+        ));
+        trials.push(Trial::test(
+            format!("{label}::memory_returned"),
+            move || {
+                let now = sim.usage();
+                if now == start {
+                    Ok(())
+                } else {
+                    Err(format!("memory not returned: at start {start:?}, now {now:?}").into())
+                }
+            },
+        ));
     }
-    assert!(failures.is_empty(), "{failures:#?}");
+    libtest_mimic::run(&args, trials).exit();
 }

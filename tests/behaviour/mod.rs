@@ -9,12 +9,16 @@ use numaperf::numa_core::policy::{
 };
 use numaperf::numa_core::weighted::WeightedChunks;
 use numaperf::{
-    thread, CpuSet, Enforcement, MemPolicy, NodeId, NodeMask, NodeWeights, NumaError, NumaRegion,
-    OptionConflict, PageLocation, PlacementBackend, Prefault, RegionOptions, TopologyInfo,
+    thread, CpuSet, Enforcement, HugePages, LinuxBackend, MemPolicy, NodeId, NodeMask, NodeWeights,
+    NumaError, NumaRegion, OptionConflict, PageLocation, PlacementBackend, Prefault, RegionOptions,
+    TopologyInfo,
 };
-use numaperf_sim::{CallKind, Tracer};
+use numaperf_sim::{CallKind, SimMachine, Tracer};
 
+pub mod linux;
 mod ltp;
+pub mod trials;
+mod truth;
 
 /// What a case found.
 pub enum Outcome {
@@ -27,7 +31,9 @@ pub enum Outcome {
 /// A case's result: an outcome, or what went wrong.
 pub type CaseResult = Result<Outcome, String>;
 
-/// One scenario.
+/// One scenario. A case that cannot run on a machine (too few nodes, a kernel feature
+/// missing) decides so first, cheaply, and returns `Outcome::Skip` with the reason, so
+/// it never passes where it could not have failed.
 pub struct Case<B> {
     /// Its name, as reports print it.
     pub name: &'static str,
@@ -35,12 +41,66 @@ pub struct Case<B> {
     pub run: fn(&B) -> CaseResult,
 }
 
+/// Runs a case.
+pub fn run_case<B>(case: &Case<B>, b: &B) -> CaseResult {
+    (case.run)(b)
+}
+
+/// What a backend's kernel holds as the policy of the page at an address: the policy
+/// oracle of `ltp_mbind01`, asked independently of what the region recorded.
+pub trait PolicyOracle: PlacementBackend {
+    /// The policy of the page at `addr` (`None`: the default policy, no VMA policy).
+    fn policy_at(&self, addr: *const u8) -> Result<Option<MemPolicy>, String>;
+}
+
+impl PolicyOracle for SimMachine {
+    fn policy_at(&self, addr: *const u8) -> Result<Option<MemPolicy>, String> {
+        SimMachine::policy_at(self, addr)
+            .map(|(p, _)| Some(p))
+            .ok_or_else(|| format!("{addr:?} is in no simulated mapping"))
+    }
+}
+
+impl PolicyOracle for LinuxBackend {
+    fn policy_at(&self, addr: *const u8) -> Result<Option<MemPolicy>, String> {
+        linux::kernel_policy_at(self, addr)
+    }
+}
+
+/// Why a case that compares nodes cannot run on a machine with fewer than 2 memory nodes.
+pub fn two_memory_nodes<B: PlacementBackend>(b: &B) -> Option<String> {
+    let n = memory_nodes(b).count();
+    (n < 2).then(|| {
+        format!(
+            "needs 2 memory nodes, this machine has {n} (every page would land there \
+             whatever the policy)"
+        )
+    })
+}
+
+/// Why a case cannot run with fewer than 2 nodes that have both CPUs and memory.
+pub fn two_local_nodes<B: PlacementBackend>(b: &B) -> Option<String> {
+    let n = local_nodes(b).count();
+    (n < 2).then(|| {
+        format!(
+            "needs 2 nodes with CPUs and memory, this machine has {n}: the local node \
+             would be the same for every CPU"
+        )
+    })
+}
+
 const PAGE: usize = 4096;
+const HUGE_2M: usize = 2 << 20;
 
 fn memory_nodes<B: PlacementBackend>(b: &B) -> NodeMask {
     b.topology()
         .allowed_nodes()
         .intersection(b.topology().memory_nodes())
+}
+
+/// Nodes with memory and CPUs this process may use.
+fn local_nodes<B: PlacementBackend>(b: &B) -> NodeMask {
+    memory_nodes(b).intersection(b.topology().cpu_nodes())
 }
 
 fn check(ok: bool, what: impl FnOnce() -> String) -> Result<(), String> {
@@ -80,7 +140,17 @@ fn page_nodes<B: PlacementBackend>(r: &NumaRegion<&B>) -> Result<Vec<Option<Node
         .collect())
 }
 
+/// The first node of `mask` in the kernel's fallback order from `from` (its zonelist).
+fn nearest_in<B: PlacementBackend>(b: &B, from: NodeId, mask: &NodeMask) -> Option<NodeId> {
+    let mut order = [NodeId::new(0); 1024];
+    let k = fallback_order(b.topology(), from, &mut order);
+    order[..k].iter().copied().find(|&n| mask.contains(n))
+}
+
 fn bind_every_node<B: PlacementBackend>(b: &B) -> CaseResult {
+    if let Some(why) = two_memory_nodes(b) {
+        return Ok(Outcome::Skip(why));
+    }
     let mut seen = Vec::new();
     for n in memory_nodes(b).iter() {
         let one = NodeMask::single(n);
@@ -98,6 +168,9 @@ fn bind_every_node<B: PlacementBackend>(b: &B) -> CaseResult {
 }
 
 fn preferred_every_node<B: PlacementBackend>(b: &B) -> CaseResult {
+    if let Some(why) = two_memory_nodes(b) {
+        return Ok(Outcome::Skip(why));
+    }
     let mut seen = Vec::new();
     for n in memory_nodes(b).iter() {
         let r = NumaRegion::anon_in(
@@ -114,12 +187,11 @@ fn preferred_every_node<B: PlacementBackend>(b: &B) -> CaseResult {
 }
 
 fn local_follows_pinned_cpu<B: PlacementBackend>(b: &B) -> CaseResult {
+    if let Some(why) = two_local_nodes(b) {
+        return Ok(Outcome::Skip(why));
+    }
     let mut seen = Vec::new();
-    let nodes = b
-        .topology()
-        .cpu_nodes()
-        .intersection(b.topology().memory_nodes());
-    for n in nodes.iter() {
+    for n in local_nodes(b).iter() {
         let first = thread::node_cpus(b, n)
             .map_err(err)?
             .first()
@@ -147,6 +219,9 @@ fn local_follows_pinned_cpu<B: PlacementBackend>(b: &B) -> CaseResult {
 }
 
 fn interleave_exact<B: PlacementBackend>(b: &B) -> CaseResult {
+    if let Some(why) = two_memory_nodes(b) {
+        return Ok(Outcome::Skip(why));
+    }
     let all = memory_nodes(b);
     // 4 MiB always holds an aligned 2 MiB block: with THP `always` (Debian's kernels) the
     // unit must still be the base page asked for.
@@ -168,47 +243,104 @@ fn interleave_exact<B: PlacementBackend>(b: &B) -> CaseResult {
     Ok(Outcome::Pass(r.placement().map_err(err)?.to_string()))
 }
 
+/// PreferredMany over nodes that exclude the thread's own: every page on the nearest of
+/// them (Local would put them here, Interleave would spread them).
 fn preferred_many<B: PlacementBackend>(b: &B) -> CaseResult {
-    let two: NodeMask = memory_nodes(b).iter().take(2).collect();
-    // Where the thread runs decides which of the two comes first: pin it.
-    let here = b
-        .topology()
-        .cpu_nodes()
+    if let Some(why) = two_memory_nodes(b) {
+        return Ok(Outcome::Skip(why));
+    }
+    // Where the thread runs decides which node comes first: pin it.
+    let here = local_nodes(b)
         .first()
-        .ok_or("no node with CPUs")?;
+        .ok_or("no node with CPUs and memory")?;
+    let others: NodeMask = memory_nodes(b)
+        .iter()
+        .filter(|&n| n != here)
+        .take(2)
+        .collect();
+    let want = nearest_in(b, here, &others).ok_or("no fallback order")?;
     let _pin = thread::pin_to_node(b, here).map_err(err)?;
     match NumaRegion::anon_in(
         b,
         64 * PAGE,
-        MemPolicy::PreferredMany(two),
+        MemPolicy::PreferredMany(others),
         Default::default(),
         Prefault::Touch,
     ) {
-        Ok(r) => Ok(Outcome::Pass(all_on(&r, &two)?)),
-        Err(NumaError::Unsupported { feature, .. }) => {
-            Ok(Outcome::Pass(format!("unsupported: {feature}")))
-        }
+        Ok(r) => Ok(Outcome::Pass(format!(
+            "from node {here}, {{{others}}}: {}",
+            all_on(&r, &NodeMask::single(want))?
+        ))),
+        Err(NumaError::Unsupported { feature, since }) => Ok(Outcome::Skip(format!(
+            "this kernel lacks {feature} ({since})"
+        ))),
         Err(e) => Err(err(e)),
     }
 }
 
+/// Weighted interleave with the first node weighing 3 and the rest 1.
 fn weighted_interleave<B: PlacementBackend>(b: &B) -> CaseResult {
-    let nodes = memory_nodes(b);
-    let heavy = if nodes.count() > 1 { 3 } else { 1 };
-    let w = nodes
+    if let Some(why) = two_memory_nodes(b) {
+        return Ok(Outcome::Skip(why));
+    }
+    let w = memory_nodes(b)
         .iter()
         .enumerate()
         .fold(NodeWeights::new(), |w, (i, n)| {
-            w.with(n, if i == 0 { heavy } else { 1 })
+            w.with(n, if i == 0 { 3 } else { 1 })
         });
-    let r = NumaRegion::anon_in(
+    weighted_as(b, w)
+}
+
+/// Why the kernel-mode case cannot run: one node, or a kernel without weighted interleave.
+fn kernel_has_weights<B: PlacementBackend>(b: &B) -> Option<String> {
+    two_memory_nodes(b).or_else(|| match b.kernel_weights() {
+        Ok(Some(_)) => None,
+        Ok(None) => Some("this kernel has no weighted interleave (Linux 6.9)".into()),
+        Err(e) => Some(format!("the kernel's weights cannot be read: {e}")),
+    })
+}
+
+/// Weighted interleave with exactly the kernel's own weights: the kernel's mode, page by
+/// page as its weighted round robin says.
+fn weighted_interleave_kernel_weights<B: PlacementBackend>(b: &B) -> CaseResult {
+    if let Some(why) = kernel_has_weights(b) {
+        return Ok(Outcome::Skip(why));
+    }
+    let k = b
+        .kernel_weights()
+        .map_err(err)?
+        .ok_or("no kernel weights")?;
+    let w = memory_nodes(b).iter().fold(NodeWeights::new(), |w, n| {
+        w.with(n, k.weights.weight(n).max(1))
+    });
+    let out = weighted_as(b, w)?;
+    if let Outcome::Pass(d) = &out {
+        check(d.starts_with("kernel mode"), || {
+            format!("the kernel's own weights were not used as the kernel's mode: {d}")
+        })?;
+    }
+    Ok(out)
+}
+
+/// A weighted interleave of 600 pages with `w`, checked page by page.
+fn weighted_as<B: PlacementBackend>(b: &B, w: NodeWeights) -> CaseResult {
+    let nodes = memory_nodes(b);
+    let r = match NumaRegion::anon_in(
         b,
         600 * PAGE,
         MemPolicy::WeightedInterleave(w),
         Default::default(),
         Prefault::Populate,
-    )
-    .map_err(err)?;
+    ) {
+        Ok(r) => r,
+        Err(NumaError::Unsupported { feature, since }) => {
+            return Ok(Outcome::Skip(format!(
+                "this kernel lacks {feature} ({since})"
+            )))
+        }
+        Err(e) => return Err(err(e)),
+    };
     let start = r.as_ptr() as usize;
     let found = page_nodes(&r)?;
     // The kernel's own mode when its global weights are the asked ones; otherwise
@@ -270,7 +402,10 @@ fn weighted_interleave<B: PlacementBackend>(b: &B) -> CaseResult {
     )))
 }
 
-fn migrate_every_page<B: PlacementBackend>(b: &B) -> CaseResult {
+fn migrate_every_page<B: PolicyOracle>(b: &B) -> CaseResult {
+    if let Some(why) = two_memory_nodes(b) {
+        return Ok(Outcome::Skip(why));
+    }
     let nodes = memory_nodes(b);
     let (first, last) = (
         nodes.first().unwrap_or_default(),
@@ -297,6 +432,12 @@ fn migrate_every_page<B: PlacementBackend>(b: &B) -> CaseResult {
             .all(|(i, &x)| x == (i / PAGE) as u8),
         || "content changed".into(),
     )?;
+    // New faults follow the new binding too: the kernel holds Bind(last) for the range.
+    let held = b.policy_at(r.as_ptr())?;
+    let want = MemPolicy::Bind(NodeMask::single(last));
+    check(held.as_ref() == Some(&want), || {
+        format!("after migrate the kernel holds {held:?}, not {want:?}")
+    })?;
     Ok(Outcome::Pass(format!("{first} -> {last}: {seen}")))
 }
 
@@ -311,6 +452,7 @@ fn hard_mode_verified<B: PlacementBackend>(b: &B) -> CaseResult {
     )
     .map_err(err)?;
     check(r.enforcement() == Enforcement::Hard, || "not Hard".into())?;
+    // Hard populates even when asked for no prefault: every page present, on the node.
     let seen = all_on(&r, &last)?;
     let soft = NumaRegion::anon_in(
         b,
@@ -323,17 +465,22 @@ fn hard_mode_verified<B: PlacementBackend>(b: &B) -> CaseResult {
     check(soft.enforcement() == Enforcement::Soft, || {
         "default options must give Soft".into()
     })?;
-    let bad = NumaRegion::anon_in(
-        b,
-        PAGE,
-        MemPolicy::Interleave(last),
-        RegionOptions::new().hard(),
-        Prefault::Touch,
-    );
     let hard_needs_bind = NumaError::IncompatibleOption(OptionConflict::HardNeedsBind);
-    check(matches!(bad, Err(e) if e == hard_needs_bind), || {
-        format!("hard Interleave: {bad:?}")
-    })?;
+    for p in [
+        MemPolicy::Interleave(last),
+        MemPolicy::Preferred(last.first().unwrap_or_default()),
+    ] {
+        let bad = NumaRegion::anon_in(
+            b,
+            PAGE,
+            p.clone(),
+            RegionOptions::new().hard(),
+            Prefault::Touch,
+        );
+        check(matches!(bad, Err(e) if e == hard_needs_bind), || {
+            format!("hard {p:?}: {bad:?}")
+        })?;
+    }
     Ok(Outcome::Pass(seen))
 }
 
@@ -364,15 +511,24 @@ fn over_capacity_bind<B: PlacementBackend>(b: &B) -> CaseResult {
     )))
 }
 
-fn bad_input<B: PlacementBackend>(b: &B) -> CaseResult {
-    let t = Tracer::new(b);
-    let absent = (0..1024)
+/// The smallest node id that is not online (the first absent node).
+fn first_absent<B: PlacementBackend>(b: &B) -> Option<NodeId> {
+    (0..1024)
         .map(NodeId::new)
         .find(|&n| !b.topology().nodes().contains(n))
-        .unwrap_or_default();
+}
+
+fn bad_input<B: PlacementBackend>(b: &B) -> CaseResult {
+    let t = Tracer::new(b);
+    let absent = first_absent(b).ok_or("all 1024 node ids online")?;
+    let highest_absent = (0..1024)
+        .rev()
+        .map(NodeId::new)
+        .find(|&n| !b.topology().nodes().contains(n))
+        .unwrap_or(absent);
     let mut huge = NodeMask::new();
     huge.add(NodeId::new(5000));
-    let cases: [(MemPolicy, usize, RegionOptions, NumaError); 7] = [
+    let cases: [(MemPolicy, usize, RegionOptions, NumaError); 9] = [
         (MemPolicy::Local, 0, Default::default(), NumaError::ZeroSize),
         (
             MemPolicy::Local,
@@ -388,6 +544,12 @@ fn bad_input<B: PlacementBackend>(b: &B) -> CaseResult {
             PAGE,
             Default::default(),
             NumaError::NodeNotFound(absent),
+        ),
+        (
+            MemPolicy::Preferred(highest_absent),
+            PAGE,
+            Default::default(),
+            NumaError::NodeNotFound(highest_absent),
         ),
         (
             MemPolicy::Preferred(NodeId::new(1024)),
@@ -408,12 +570,19 @@ fn bad_input<B: PlacementBackend>(b: &B) -> CaseResult {
             NumaError::EmptyNodeMask,
         ),
         (
+            MemPolicy::Interleave(NodeMask::new()),
+            PAGE,
+            Default::default(),
+            NumaError::EmptyNodeMask,
+        ),
+        (
             MemPolicy::Preferred(NodeId::new(0)),
             PAGE,
             RegionOptions::new().hard(),
             NumaError::IncompatibleOption(OptionConflict::HardNeedsBind),
         ),
     ];
+    let n = cases.len();
     for (p, len, o, want) in cases {
         let got = NumaRegion::anon_in(&t, len, p.clone(), o, Prefault::Touch).map(drop);
         check(got == Err(want), || {
@@ -442,7 +611,9 @@ fn bad_input<B: PlacementBackend>(b: &B) -> CaseResult {
             format!("cpu-only node {n}: {got:?}")
         })?;
     }
-    Ok(Outcome::Pass("7 typed errors, no mmap".into()))
+    Ok(Outcome::Pass(format!(
+        "{n} typed errors (absent nodes {absent} and {highest_absent}), no mmap"
+    )))
 }
 
 fn drop_frees_everything<B: PlacementBackend>(b: &B) -> CaseResult {
@@ -482,21 +653,28 @@ fn drop_frees_everything<B: PlacementBackend>(b: &B) -> CaseResult {
     Ok(Outcome::Pass(format!("{c:?}")))
 }
 
+/// Why the fallback case cannot run: one node, or a last node too big to fill.
+fn fillable_last_node<B: PlacementBackend>(b: &B) -> Option<String> {
+    two_memory_nodes(b).or_else(|| {
+        let n = memory_nodes(b).last()?;
+        match b.free_memory(n, Default::default()) {
+            Ok(free) if free > 512 << 20 => Some(format!(
+                "node {n} has {} MiB free: too big to fill in a test",
+                free >> 20
+            )),
+            Ok(_) => None,
+            Err(e) => Some(format!("free memory of node {n} unknown: {e}")),
+        }
+    })
+}
+
 fn preferred_falls_back_by_distance<B: PlacementBackend>(b: &B) -> CaseResult {
-    let nodes = memory_nodes(b);
-    if nodes.count() < 2 {
-        return Ok(Outcome::Skip(
-            "needs 2 memory nodes; the sim and the guests run it".into(),
-        ));
+    if let Some(why) = fillable_last_node(b) {
+        return Ok(Outcome::Skip(why));
     }
+    let nodes = memory_nodes(b);
     let n = nodes.last().unwrap_or_default();
     let free = b.free_memory(n, Default::default()).map_err(err)? as usize;
-    if free > 512 << 20 {
-        return Ok(Outcome::Skip(format!(
-            "node {n} has {} MiB free: too big to fill in a test",
-            free >> 20
-        )));
-    }
     let mut order = [NodeId::new(0); 1024];
     let k = fallback_order(b.topology(), n, &mut order);
     let next = *order[..k].get(1).ok_or("no fallback node")?;
@@ -525,9 +703,124 @@ fn preferred_falls_back_by_distance<B: PlacementBackend>(b: &B) -> CaseResult {
     Ok(Outcome::Pass(p.to_string()))
 }
 
+/// Transparent huge pages: the region is 2 MiB-aligned, populated, on the bound node.
+fn transparent_huge_pages_placed<B: PlacementBackend>(b: &B) -> CaseResult {
+    let n = NodeMask::single(memory_nodes(b).last().ok_or("no memory node")?);
+    let r = NumaRegion::anon_in(
+        b,
+        2 * HUGE_2M,
+        MemPolicy::Bind(n),
+        RegionOptions::new().huge_pages(HugePages::Transparent),
+        Prefault::Populate,
+    )
+    .map_err(err)?;
+    check(r.as_ptr() as usize % HUGE_2M == 0, || {
+        format!("THP region at {:p}, not 2 MiB-aligned", r.as_ptr())
+    })?;
+    Ok(Outcome::Pass(all_on(&r, &n)?))
+}
+
+/// Memory nodes with and without free 2 MiB huge pages.
+fn huge_page_nodes<B: PlacementBackend>(b: &B) -> Result<(NodeMask, NodeMask), String> {
+    let (mut with, mut without) = (NodeMask::new(), NodeMask::new());
+    for n in memory_nodes(b).iter() {
+        if b.free_memory(n, HugePages::Explicit2M).map_err(err)? > 0 {
+            with.add(n);
+        } else {
+            without.add(n);
+        }
+    }
+    Ok((with, without))
+}
+
+fn some_nodes_have_huge_pages<B: PlacementBackend>(b: &B) -> Option<String> {
+    match huge_page_nodes(b) {
+        Err(e) => Some(e),
+        Ok((with, _)) if with.is_empty() => {
+            Some("no node has free 2 MiB huge pages (the guests reserve some on node 0)".into())
+        }
+        Ok((_, without)) if without.is_empty() => {
+            Some("every memory node has free 2 MiB huge pages".into())
+        }
+        Ok(_) => None,
+    }
+}
+
+/// Explicit huge pages bound to a node without free ones: a typed error (never a SIGBUS
+/// at first touch, the hugetlb pools being global); bound to a node with some, every huge
+/// page there and taken from that node's pool.
+fn hugetlb_on_a_node_without_huge_pages<B: PlacementBackend>(b: &B) -> CaseResult {
+    if let Some(why) = some_nodes_have_huge_pages(b) {
+        return Ok(Outcome::Skip(why));
+    }
+    let (with, without) = huge_page_nodes(b)?;
+    let (good, bad) = (
+        with.first().ok_or("no node with huge pages")?,
+        without.first().ok_or("no node without huge pages")?,
+    );
+    let opts = RegionOptions::new().huge_pages(HugePages::Explicit2M);
+    for pf in [Prefault::None, Prefault::Touch, Prefault::Populate] {
+        let got = NumaRegion::anon_in(b, HUGE_2M, MemPolicy::Bind(NodeMask::single(bad)), opts, pf)
+            .map(drop);
+        check(
+            got == Err(NumaError::HugePagesUnavailable { page_size: HUGE_2M }),
+            || format!("bound to node {bad} (no huge pages), {pf:?}: {got:?}"),
+        )?;
+    }
+    let before = b.free_memory(good, HugePages::Explicit2M).map_err(err)?;
+    let one = NodeMask::single(good);
+    let mut r =
+        NumaRegion::anon_in(b, HUGE_2M, MemPolicy::Bind(one), opts, Prefault::None).map_err(err)?;
+    check(r.layout().page_size() == HUGE_2M, || {
+        format!("page size {}", r.layout().page_size())
+    })?;
+    let seen = all_on(&r, &one)?;
+    r.as_mut_slice().fill(7);
+    let after = b.free_memory(good, HugePages::Explicit2M).map_err(err)?;
+    check(after + HUGE_2M as u64 == before, || {
+        format!("node {good}'s free huge memory went from {before} to {after} bytes")
+    })?;
+    Ok(Outcome::Pass(format!(
+        "node {bad}: HugePagesUnavailable; node {good}: {seen}"
+    )))
+}
+
+fn no_node_has_huge_pages<B: PlacementBackend>(b: &B) -> Option<String> {
+    match huge_page_nodes(b) {
+        Err(e) => Some(e),
+        Ok((with, _)) if !with.is_empty() => Some(format!(
+            "nodes {{{with}}} have free 2 MiB huge pages (hugetlb_on_a_node_without_huge_pages \
+             runs instead)"
+        )),
+        Ok(_) => None,
+    }
+}
+
+/// No free explicit huge page anywhere: every prefault is a typed error, nothing mapped.
+fn hugetlb_without_a_reserve<B: PlacementBackend>(b: &B) -> CaseResult {
+    if let Some(why) = no_node_has_huge_pages(b) {
+        return Ok(Outcome::Skip(why));
+    }
+    let t = Tracer::new(b);
+    let n = NodeMask::single(memory_nodes(b).first().ok_or("no memory node")?);
+    let opts = RegionOptions::new().huge_pages(HugePages::Explicit2M);
+    for pf in [Prefault::None, Prefault::Touch, Prefault::Populate] {
+        let got = NumaRegion::anon_in(&t, 1, MemPolicy::Bind(n), opts, pf).map(drop);
+        check(
+            got == Err(NumaError::HugePagesUnavailable { page_size: HUGE_2M }),
+            || format!("{pf:?}: {got:?}"),
+        )?;
+    }
+    let c = t.calls();
+    check(c.get(CallKind::Map) == c.get(CallKind::Unmap), || {
+        format!("maps and unmaps differ: {c:?}")
+    })?;
+    Ok(Outcome::Pass("3 prefaults: HugePagesUnavailable".into()))
+}
+
 /// Every case, in the order reports list them.
-pub fn cases<B: PlacementBackend>() -> Vec<Case<B>> {
-    vec![
+pub fn cases<B: PolicyOracle>() -> Vec<Case<B>> {
+    let mut all = vec![
         Case {
             name: "bind_every_node",
             run: bind_every_node::<B>,
@@ -551,6 +844,10 @@ pub fn cases<B: PlacementBackend>() -> Vec<Case<B>> {
         Case {
             name: "weighted_interleave",
             run: weighted_interleave::<B>,
+        },
+        Case {
+            name: "weighted_interleave_kernel_weights",
+            run: weighted_interleave_kernel_weights::<B>,
         },
         Case {
             name: "migrate_every_page",
@@ -577,53 +874,19 @@ pub fn cases<B: PlacementBackend>() -> Vec<Case<B>> {
             run: preferred_falls_back_by_distance::<B>,
         },
         Case {
-            name: "ltp_mbind01",
-            run: ltp::ltp_mbind01::<B>,
+            name: "transparent_huge_pages_placed",
+            run: transparent_huge_pages_placed::<B>,
         },
         Case {
-            name: "ltp_mbind03",
-            run: ltp::ltp_mbind03::<B>,
+            name: "hugetlb_on_a_node_without_huge_pages",
+            run: hugetlb_on_a_node_without_huge_pages::<B>,
         },
         Case {
-            name: "ltp_mbind04",
-            run: ltp::ltp_mbind04::<B>,
+            name: "hugetlb_without_a_reserve",
+            run: hugetlb_without_a_reserve::<B>,
         },
-        Case {
-            name: "ltp_set_mempolicy01",
-            run: ltp::ltp_set_mempolicy01::<B>,
-        },
-        Case {
-            name: "ltp_set_mempolicy02",
-            run: ltp::ltp_set_mempolicy02::<B>,
-        },
-        Case {
-            name: "ltp_move_pages01_04",
-            run: ltp::ltp_move_pages01_04::<B>,
-        },
-        Case {
-            name: "ltp_move_pages02_09",
-            run: ltp::ltp_move_pages02_09::<B>,
-        },
-        Case {
-            name: "ltp_move_pages06",
-            run: ltp::ltp_move_pages06::<B>,
-        },
-    ]
-}
-
-/// Runs every case on `b`, printing one `NUMAPERF-CASE` line each; returns the failures.
-pub fn run_all<B: PlacementBackend>(b: &B, label: &str) -> Vec<String> {
-    let mut failures = Vec::new();
-    for case in cases::<B>() {
-        let (verdict, detail) = match (case.run)(b) {
-            Ok(Outcome::Pass(d)) => ("PASS", d),
-            Ok(Outcome::Skip(d)) => ("SKIP", d),
-            Err(d) => {
-                failures.push(format!("{label}/{}: {d}", case.name));
-                ("FAIL", d)
-            }
-        };
-        println!("NUMAPERF-CASE {label}/{} {verdict} {detail}", case.name);
-    }
-    failures
+    ];
+    all.extend(ltp::cases::<B>());
+    all.extend(truth::cases::<B>());
+    all
 }
