@@ -190,6 +190,8 @@ pub enum PageLocation {
     Node(NodeId),
     /// Not faulted in yet (or only the shared zero page).
     NotPresent,
+    /// The backend cannot observe where (or whether) the page is (the portable backend).
+    Unknown,
     /// The kernel reported another per-page errno.
     Error(Errno),
 }
@@ -200,6 +202,7 @@ pub struct PageCounts {
     per_node: [u64; MAX_NUMNODES],
     nodes: NodeMask,
     not_present: u64,
+    unknown: u64,
     errors: u64,
 }
 
@@ -216,6 +219,7 @@ impl PageCounts {
             per_node: [0; MAX_NUMNODES],
             nodes: NodeMask::new(),
             not_present: 0,
+            unknown: 0,
             errors: 0,
         }
     }
@@ -228,6 +232,7 @@ impl PageCounts {
                 self.nodes.add(n);
             }
             PageLocation::NotPresent => self.not_present += 1,
+            PageLocation::Unknown => self.unknown += 1,
             _ => self.errors += 1,
         }
     }
@@ -239,6 +244,7 @@ impl PageCounts {
         }
         self.nodes = self.nodes.union(&other.nodes);
         self.not_present += other.not_present;
+        self.unknown += other.unknown;
         self.errors += other.errors;
     }
 
@@ -267,6 +273,11 @@ impl PageCounts {
         self.not_present
     }
 
+    /// Pages whose place the backend cannot observe.
+    pub fn unknown(&self) -> u64 {
+        self.unknown
+    }
+
     /// Pages whose query returned another error.
     pub fn errors(&self) -> u64 {
         self.errors
@@ -274,12 +285,12 @@ impl PageCounts {
 
     /// All pages counted.
     pub fn total(&self) -> u64 {
-        self.present() + self.not_present + self.errors
+        self.present() + self.not_present + self.unknown + self.errors
     }
 
     /// Whether every counted page is present on a node of `mask`.
     pub fn all_within(&self, mask: &NodeMask) -> bool {
-        self.not_present == 0 && self.errors == 0 && self.nodes.is_subset(mask)
+        self.not_present == 0 && self.unknown == 0 && self.errors == 0 && self.nodes.is_subset(mask)
     }
 }
 
@@ -290,6 +301,9 @@ impl fmt::Display for PageCounts {
             write!(f, "node{n}={c} ")?;
         }
         write!(f, "absent={}", self.not_present)?;
+        if self.unknown > 0 {
+            write!(f, " unknown={}", self.unknown)?;
+        }
         if self.errors > 0 {
             write!(f, " errors={}", self.errors)?;
         }
