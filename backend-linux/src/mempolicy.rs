@@ -274,6 +274,29 @@ mod tests {
         }
     }
 
+    /// A node list file of this machine (`online`, `has_memory`, `possible`).
+    fn node_list(name: &str) -> numaperf_core::NodeMask {
+        let text = std::fs::read_to_string(format!("/sys/devices/system/node/{name}"))
+            .unwrap_or_else(|_| "0".into());
+        numaperf_core::parse::parse_list(text.trim()).unwrap()
+    }
+
+    /// The first node with memory, and a one-word mask of it (`maxnode` = id + 2).
+    fn memory_node() -> (u32, [usize; 16], usize) {
+        let n = node_list("has_memory").first().unwrap().get();
+        let mut mask = [0usize; 16];
+        mask[n as usize / 64] = 1 << (n % 64);
+        (n, mask, n as usize + 2)
+    }
+
+    /// The lowest node id that is not online (but possible, when the kernel allows more).
+    fn absent_node() -> u32 {
+        let online = node_list("online");
+        (0..1024)
+            .find(|&i| !online.contains(numaperf_core::NodeId::new(i)))
+            .unwrap()
+    }
+
     fn query(a: &Anon, n: usize) -> Vec<i32> {
         let pages: Vec<*const u8> = (0..n).map(|i| a.page(i) as *const u8).collect();
         let mut status = vec![i32::MIN; n];
@@ -282,16 +305,17 @@ mod tests {
     }
 
     #[test]
-    fn bind_to_node_0_and_look_where_pages_went() {
+    fn bind_to_a_memory_node_and_look_where_pages_went() {
+        let (n, mask, maxnode) = memory_node();
         let a = Anon::new(8);
         // SAFETY: `a` is ours.
-        unsafe { mbind(a.0, a.1, MPOL_BIND, &[1], 2, 0) }.unwrap();
+        unsafe { mbind(a.0, a.1, MPOL_BIND, &mask, maxnode, 0) }.unwrap();
         for i in 0..4 {
             // SAFETY: inside the mapping.
             unsafe { a.page(i).write_volatile(1) };
         }
         let s = query(&a, 8);
-        assert_eq!(&s[..4], &[0, 0, 0, 0]);
+        assert_eq!(&s[..4], &[n as i32; 4]);
         for &x in &s[4..] {
             assert!(
                 x == -libc_enoent() || x == -14,
@@ -310,14 +334,19 @@ mod tests {
     #[test]
     fn absent_node_is_einval_and_node_1023_is_read() {
         let a = Anon::new(1);
+        let absent = absent_node() as usize;
+        let mut one = [0usize; 16];
+        one[absent / 64] = 1 << (absent % 64);
         // SAFETY: `a` is ours.
         assert_eq!(
-            unsafe { mbind(a.0, a.1, MPOL_BIND, &[1 << 5], 7, 0) },
+            unsafe { mbind(a.0, a.1, MPOL_BIND, &one, absent + 2, 0) },
             Err(Errno::INVAL)
         );
         let mut mask = [0usize; 16];
         mask[15] = 1 << 63;
-        // Node 1023 is read (maxnode 1025) and rejected as absent: EINVAL, not EFAULT.
+        // Node 1023 is read (maxnode 1025) and rejected: EINVAL, not EFAULT (absent where
+        // the kernel has NODES_SHIFT=10; beyond MAX_NUMNODES, whose bits must be zero,
+        // where it has fewer, e.g. arm64's NODES_SHIFT=4).
         // SAFETY: `a` is ours.
         assert_eq!(
             unsafe { mbind(a.0, a.1, MPOL_BIND, &mask, 1025, 0) },
@@ -345,19 +374,32 @@ mod tests {
 
     #[test]
     fn thread_policy_round_trip() {
-        set_mempolicy(MPOL_INTERLEAVE, &[1], 2).unwrap();
+        let (_, want, maxnode) = memory_node();
+        set_mempolicy(MPOL_INTERLEAVE, &want, maxnode).unwrap();
         let (mut mode, mut mask) = (-1, [0usize; 16]);
-        get_mempolicy(&mut mode, &mut mask, 1025, ptr::null(), 0).unwrap();
+        // maxnode at least the kernel's possible nodes (`possible`), at most 1024 + 1.
+        let possible = node_list("possible")
+            .last()
+            .map_or(1, |n| n.get() as usize + 1);
+        get_mempolicy(
+            &mut mode,
+            &mut mask,
+            (possible + 1).max(1025),
+            ptr::null(),
+            0,
+        )
+        .unwrap();
         set_mempolicy(MPOL_DEFAULT, &[], 0).unwrap();
         assert_eq!(mode as u32, MPOL_INTERLEAVE);
-        assert_eq!(mask[0], 1);
+        assert_eq!(mask, want);
         let mut mode = -1;
         get_mempolicy(&mut mode, &mut [], 0, ptr::null(), 0).unwrap();
         assert_eq!(mode as u32, MPOL_DEFAULT);
     }
 
     #[test]
-    fn move_pages_and_migrate_pages_on_one_node() {
+    fn move_pages_and_migrate_pages_to_a_memory_node() {
+        let (n, mask, maxnode) = memory_node();
         let a = Anon::new(2);
         // SAFETY: inside our mapping.
         unsafe { a.page(0).write_volatile(7) };
@@ -365,42 +407,55 @@ mod tests {
         let mut status = [i32::MIN];
         // SAFETY: the page is ours.
         assert_eq!(
-            unsafe { move_pages_move(&pages, &[0], &mut status, MPOL_MF_MOVE) },
+            unsafe { move_pages_move(&pages, &[n as i32], &mut status, MPOL_MF_MOVE) },
             Ok(0)
         );
-        assert_eq!(status, [0]);
+        assert_eq!(status, [n as i32]);
         // SAFETY: read back our own byte: migration keeps content.
         assert_eq!(unsafe { a.page(0).read_volatile() }, 7);
-        // SAFETY: the page is ours; node 9 does not exist.
-        // SAFETY: the page is ours; node 9 is not online.
-        assert_eq!(
-            unsafe { move_pages_move(&pages, &[9], &mut status, MPOL_MF_MOVE) },
-            Err(Errno::NODEV)
+        let absent = absent_node() as i32;
+        // SAFETY: the page is ours; `absent` is not online.
+        let r = unsafe { move_pages_move(&pages, &[absent], &mut status, MPOL_MF_MOVE) };
+        // ENODEV for a possible but offline node; EINVAL beyond the kernel's node ids.
+        assert!(
+            r == Err(Errno::NODEV) || r == Err(Errno::INVAL),
+            "absent node {absent}: {r:?}"
         );
-        assert_eq!(migrate_pages(0, &[1], &[1], 2), Ok(0));
+        assert_eq!(migrate_pages(0, &mask, &mask, maxnode), Ok(0));
         assert!(move_pages_query(&pages, &mut []).is_err());
     }
 
     #[test]
-    fn getcpu_reports_node_0() {
+    fn getcpu_reports_the_cpus_node() {
         let (cpu, node) = getcpu().unwrap();
-        assert_eq!(node, 0);
+        let cpus = std::fs::read_to_string(format!("/sys/devices/system/node/node{node}/cpulist"))
+            .unwrap();
+        let cpus: numaperf_core::CpuSet = numaperf_core::parse::parse_list(cpus.trim()).unwrap();
+        assert!(
+            cpus.contains(cpu as usize),
+            "cpu {cpu} is not in node {node}'s list"
+        );
         assert!((cpu as usize) < rustix::thread::CpuSet::MAX_CPU);
         assert_eq!(rustix::thread::sched_getcpu(), cpu as usize);
     }
 
     #[test]
     fn home_node_on_a_bind_range() {
+        let (n, mask, maxnode) = memory_node();
         let a = Anon::new(1);
         // SAFETY: `a` is ours.
-        unsafe { mbind(a.0, a.1, MPOL_BIND, &[1], 2, 0) }.unwrap();
-        // SAFETY: `a` is ours.
-        assert_eq!(unsafe { set_mempolicy_home_node(a.0, a.1, 0, 0) }, Ok(()));
-        // SAFETY: `a` is ours; an interleave range refuses a home node.
-        unsafe { mbind(a.0, a.1, MPOL_INTERLEAVE, &[1], 2, 0) }.unwrap();
+        unsafe { mbind(a.0, a.1, MPOL_BIND, &mask, maxnode, 0) }.unwrap();
+        let home = n as usize;
         // SAFETY: `a` is ours.
         assert_eq!(
-            unsafe { set_mempolicy_home_node(a.0, a.1, 0, 0) },
+            unsafe { set_mempolicy_home_node(a.0, a.1, home, 0) },
+            Ok(())
+        );
+        // SAFETY: `a` is ours; an interleave range refuses a home node.
+        unsafe { mbind(a.0, a.1, MPOL_INTERLEAVE, &mask, maxnode, 0) }.unwrap();
+        // SAFETY: `a` is ours.
+        assert_eq!(
+            unsafe { set_mempolicy_home_node(a.0, a.1, home, 0) },
             Err(Errno::OPNOTSUPP)
         );
     }

@@ -208,14 +208,18 @@ mod tests {
     }
 
     #[test]
-    fn this_host_has_node_0_with_memory_and_cpus() {
+    fn the_live_tree_is_a_machine() {
         let t = read_topology(SYSFS_NODE_ROOT).unwrap();
-        let n0 = NodeId::new(0);
-        assert!(t.nodes().contains(n0));
-        assert!(t.memory_nodes().contains(n0));
-        assert!(!t.node_cpus(n0).unwrap().is_empty());
-        assert_eq!(t.distance(n0, n0), Some(10));
-        assert!(t.allowed_nodes().contains(n0));
+        assert!(!t.memory_nodes().is_empty() && !t.cpu_nodes().is_empty());
+        for n in t.nodes().iter() {
+            assert_eq!(t.distance(n, n), Some(10), "node {n} to itself");
+        }
+        let mem = t.memory_nodes().intersection(t.allowed_nodes());
+        assert!(!mem.is_empty(), "this process may use some memory node");
+        // Every CPU this process may run on belongs to exactly one node.
+        for c in t.allowed_cpus().iter() {
+            assert!(t.cpu_node(c).is_some(), "cpu {c} has no node");
+        }
     }
 
     /// A two-node tree in a fresh temp directory named after `name`, with `edit` applied.
