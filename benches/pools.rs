@@ -10,12 +10,12 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, Criterion};
 use crossbeam_queue::ArrayQueue;
 use numaperf::pool::BufferPoolConfig;
-use numaperf::{BufferPool, LinuxBackend, MemPolicy, NodeId, NodeMask, NumaRegion, Prefault};
+use numaperf::{BufferPool, DefaultBackend, MemPolicy, NodeId, NodeMask, NumaRegion, Prefault};
 
 const BUF: usize = 4096;
 const COUNT: usize = 64;
 
-fn pool() -> BufferPool<LinuxBackend> {
+fn pool() -> BufferPool<DefaultBackend> {
     let config = BufferPoolConfig {
         buffer_size: BUF,
         initial_per_node: COUNT,
@@ -24,7 +24,7 @@ fn pool() -> BufferPool<LinuxBackend> {
         fallback: false,
         hard: false,
     };
-    let b = LinuxBackend::shared().expect("the Linux backend");
+    let b = DefaultBackend::shared().expect("the Linux backend");
     BufferPool::on_nodes(b, &NodeMask::single(NodeId::new(0)), config).expect("a pool on node 0")
 }
 

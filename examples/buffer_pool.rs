@@ -5,7 +5,7 @@
 //! or the spec given as the first argument) where one node runs dry and falls back.
 
 use numaperf::pool::BufferPoolConfig;
-use numaperf::{BufferPool, LinuxBackend, NodeId, NumaError, PlacementBackend, TopologyInfo};
+use numaperf::{BufferPool, DefaultBackend, NodeId, NumaError, PlacementBackend, TopologyInfo};
 use numaperf_sim::SimMachine;
 
 fn walk<B: PlacementBackend + Clone + Send + Sync + 'static>(backend: B) -> Result<(), NumaError> {
@@ -82,7 +82,7 @@ fn walk<B: PlacementBackend + Clone + Send + Sync + 'static>(backend: B) -> Resu
 }
 
 fn main() -> Result<(), NumaError> {
-    let host = LinuxBackend::shared()?;
+    let host = DefaultBackend::shared()?;
     println!(
         "=== this machine: {} node(s) ===",
         host.topology().nodes().count()

@@ -6,7 +6,7 @@
 
 use numaperf::pool::{Steal, WorkerPoolConfig};
 use numaperf::{
-    LinuxBackend, MemPolicy, NodeMask, NumaError, NumaRegion, PlacementBackend, Prefault,
+    DefaultBackend, MemPolicy, NodeMask, NumaError, NumaRegion, PlacementBackend, Prefault,
     RegionOptions, TopologyInfo, WorkerPool,
 };
 use numaperf_sim::SimMachine;
@@ -97,7 +97,7 @@ fn walk<B: PlacementBackend + Clone + Send + Sync + 'static>(backend: B) -> Resu
 }
 
 fn main() -> Result<(), NumaError> {
-    let host = LinuxBackend::shared()?;
+    let host = DefaultBackend::shared()?;
     println!(
         "=== this machine: {} node(s) ===",
         host.topology().nodes().count()

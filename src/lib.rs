@@ -13,8 +13,9 @@
 //! ```
 //!
 //! Everything above the [`PlacementBackend`] trait is generic: [`NumaRegion::anon`] uses
-//! the Linux backend; [`NumaRegion::anon_in`] takes any backend, such as the simulator
-//! in `numaperf-sim`.
+//! the [`DefaultBackend`] (the Linux backend on Linux, the one-node [`PortableBackend`]
+//! elsewhere); [`NumaRegion::anon_in`] takes any backend, such as the simulator in
+//! `numaperf-sim`.
 #![deny(missing_docs)]
 #![warn(clippy::missing_errors_doc)]
 
@@ -29,7 +30,9 @@ pub use numaperf_core::{
     PageCounts, PageLocation, PageRange, ParseError, PlacementBackend, Prefault, RegionOptions,
     SysfsFile, TopologyInfo,
 };
+#[cfg(target_os = "linux")]
 pub use numaperf_linux::LinuxBackend;
+pub use numaperf_portable::PortableBackend;
 pub use pool::{Buffer, BufferPool, BufferPoolConfig, WorkerPool, WorkerPoolConfig};
 pub use region::NumaRegion;
 pub use topology::{NumaNode, Topology};
@@ -38,5 +41,11 @@ pub use topology::{NumaNode, Topology};
 /// that `use numaperf::*;` does not shadow the language's `core` crate.
 pub use numaperf_core as numa_core;
 
-/// The backend `NumaRegion::anon` uses.
+/// The backend `NumaRegion::anon` and `Topology::discover` use: the Linux backend on
+/// Linux, the one-node [`PortableBackend`] everywhere else.
+#[cfg(all(target_os = "linux", not(feature = "portable")))]
 pub type DefaultBackend = LinuxBackend;
+/// The backend `NumaRegion::anon` and `Topology::discover` use: the Linux backend on
+/// Linux, the one-node [`PortableBackend`] everywhere else.
+#[cfg(any(not(target_os = "linux"), feature = "portable"))]
+pub type DefaultBackend = PortableBackend;

@@ -3,17 +3,18 @@
 
 use core::fmt;
 
+use crate::DefaultBackend;
 use numaperf_core::backend::placement;
 use numaperf_core::region::{apply_policy, create_region, verify_placement};
 use numaperf_core::{
     Enforcement, Mapping, MappingInfo, MemPolicy, NodeMask, NumaError, PageCounts, PageLocation,
     PlacementBackend, Prefault, RegionOptions,
 };
-use numaperf_linux::LinuxBackend;
 
 /// Anonymous memory placed by a [`MemPolicy`]; unmapped when dropped.
 ///
-/// `B` is a backend handle: [`LinuxBackend`] (the default), `&SimMachine`, `Arc<...>`.
+/// `B` is a backend handle: [`DefaultBackend`] (the Linux backend on Linux),
+/// `&SimMachine`, `Arc<...>`, `PortableBackend`.
 /// A region is `Send` and `Sync` when its backend handle is: shared read-only (for
 /// example an interleaved table in an `Arc`) it hands out `&[u8]`; writing needs `&mut`.
 /// Everything that writes its memory or changes its policy takes `&mut self`, so it
@@ -62,7 +63,7 @@ use numaperf_linux::LinuxBackend;
 /// let m = sim.map(4096, HugePages::None).unwrap();
 /// let _ = sim.prefault(&m, m.all_pages(), Prefault::Touch); // error: call to unsafe fn
 /// ```
-pub struct NumaRegion<B: PlacementBackend = LinuxBackend> {
+pub struct NumaRegion<B: PlacementBackend = DefaultBackend> {
     backend: B,
     mapping: Mapping,
     policy: MemPolicy,
@@ -70,7 +71,7 @@ pub struct NumaRegion<B: PlacementBackend = LinuxBackend> {
     enforcement: Enforcement,
 }
 
-impl NumaRegion<LinuxBackend> {
+impl NumaRegion<DefaultBackend> {
     /// Maps `len` bytes on this machine with `policy`, then prefaults as asked.
     ///
     /// Errors (nothing stays mapped): size 0 or overflowing, absent or out-of-range nodes,
@@ -91,7 +92,7 @@ impl NumaRegion<LinuxBackend> {
         options: RegionOptions,
         prefault: Prefault,
     ) -> Result<Self, NumaError> {
-        Self::anon_in(LinuxBackend::shared()?, len, policy, options, prefault)
+        Self::anon_in(DefaultBackend::shared()?, len, policy, options, prefault)
     }
 }
 

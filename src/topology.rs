@@ -32,14 +32,23 @@ pub struct Topology {
 
 impl Topology {
     /// Reads this machine's topology now (`/sys/devices/system/node`, `/proc/self/status`);
-    /// one node holding all CPUs where the kernel has no NUMA sysfs.
+    /// one node holding all CPUs where the kernel has no NUMA sysfs. Elsewhere than Linux:
+    /// one node with the machine's CPUs and memory, as the [`crate::PortableBackend`] sees it.
     ///
     /// # Errors
-    /// [`NumaError::Sysfs`] naming the file when the kernel's tree cannot be read.
+    /// [`NumaError::Sysfs`] naming the file when the kernel's tree cannot be read;
+    /// elsewhere [`NumaError::Unsupported`] when the OS tells neither CPUs nor memory.
     pub fn discover() -> Result<Self, NumaError> {
-        let table = numaperf_linux::read_topology(numaperf_linux::SYSFS_NODE_ROOT)?;
-        let weights = numaperf_linux::kernel_weights(table.nodes())?;
-        Ok(Topology { table, weights })
+        #[cfg(all(target_os = "linux", not(feature = "portable")))]
+        {
+            let table = numaperf_linux::read_topology(numaperf_linux::SYSFS_NODE_ROOT)?;
+            let weights = numaperf_linux::kernel_weights(table.nodes())?;
+            Ok(Topology { table, weights })
+        }
+        #[cfg(any(not(target_os = "linux"), feature = "portable"))]
+        {
+            Self::of_backend(&crate::DefaultBackend::shared()?)
+        }
     }
 
     /// The topology a backend sees, with its kernel's weighted-interleave table.

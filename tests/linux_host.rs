@@ -4,6 +4,7 @@
 //! suite (tests/behaviour/, `linux.rs` for the Linux-only cases), which suite_linux runs
 //! here and examples/guest_suite.rs runs in the multi-node guests, with expectations
 //! derived from the machine instead of this host's one node.
+#![cfg(target_os = "linux")]
 
 use numaperf::{
     LinuxBackend, MemPolicy, NodeMask, NumaRegion, PlacementBackend, Prefault, Topology,

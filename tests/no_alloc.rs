@@ -1,6 +1,7 @@
 //! No heap allocation on a `NumaRegion`'s map/unmap path (issue: the fast path must cost
 //! nothing beyond the syscalls). A counting global allocator counts every allocation made
 //! while regions of each kind are created and dropped.
+#![cfg(target_os = "linux")]
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;

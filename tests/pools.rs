@@ -9,7 +9,7 @@ use numaperf::pool::{
     BufferPoolConfig, JoinHandle, Scope, Shutdown, Steal, TaskError, WorkerPoolConfig,
 };
 use numaperf::{
-    BufferPool, LinuxBackend, NodeId, NodeMask, NumaError, PlacementBackend, TopologyInfo,
+    BufferPool, DefaultBackend, NodeId, NodeMask, NumaError, PlacementBackend, TopologyInfo,
     WorkerPool,
 };
 use numaperf_sim::SimMachine;
@@ -91,7 +91,7 @@ fn buffers_are_placed_on_their_node_sim() {
     ignore = "the Linux backend's raw syscalls do not run under Miri"
 )]
 fn buffers_are_placed_on_their_node_host() {
-    buffers_sit_on_their_node(LinuxBackend::shared().unwrap());
+    buffers_sit_on_their_node(DefaultBackend::shared().unwrap());
 }
 
 #[test]
@@ -231,7 +231,7 @@ fn two_threads_take_and_return_and_everything_is_accounted_for_sim() {
     ignore = "the Linux backend's raw syscalls do not run under Miri"
 )]
 fn two_threads_take_and_return_and_everything_is_accounted_for_host() {
-    stress(LinuxBackend::shared().unwrap(), 4000);
+    stress(DefaultBackend::shared().unwrap(), 4000);
 }
 
 #[test]
@@ -518,7 +518,7 @@ fn drop_finishes_queued_work_and_cancel_cancels() {
     ignore = "the Linux backend's raw syscalls do not run under Miri"
 )]
 fn host_pool_runs_on_node_0() {
-    let b = LinuxBackend::shared().unwrap();
+    let b = DefaultBackend::shared().unwrap();
     let pool = WorkerPool::new(
         b.clone(),
         WorkerPoolConfig {

@@ -6,8 +6,11 @@
 # settings, as the library documents them: an interleaved base-page region gets one
 # MADV_NOHUGEPAGE where THP (any size) is `always`, and a prefaulted region of at least
 # 1/16 of node 0's memory reads the node's free memory first (openat, read, close).
-# Discovery may make 5 calls plus 3 per file (online, and cpulist, meminfo, distance per
-# node). Prints every case's syscall list.
+# Discovery may make 6 calls (getpid and sched_getaffinity of the main thread,
+# get_mempolicy for the allowed nodes, the root's open and close, one spare) plus 3 per
+# file (online, and cpulist, meminfo, distance per node), plus the kernel's
+# weighted-interleave table: 3 per node file and 4 for the auto-mode file (`auto` tried,
+# then `__auto_type` on 6.18). Prints every case's syscall list.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v strace >/dev/null; then
@@ -34,7 +37,7 @@ awk -v thp_always="$thp_always" -v node_kib="$node_kib" -v nodes="$nodes" '
     }
     /NUMAPERF-MARK begin/ { match($0, /begin [^\\"]*/); name = substr($0, RSTART + 6, RLENGTH - 6); n = 0; list = ""; on = 1; next }
     /NUMAPERF-MARK end/ {
-        if (name ~ /discover/) limit = 5 + 3 * (1 + 3 * (nodes > 0 ? nodes : 1))
+        if (name ~ /discover/) { k = nodes > 0 ? nodes : 1; limit = 6 + 3 * (1 + 3 * k) + 3 * k + 4 }
         else {
             limit = name ~ /THP/ ? 6 : name ~ /none|touch/ ? 3 : 4
             if (name ~ /interleave/ && name !~ /THP/ && thp_always) limit += 1

@@ -615,26 +615,41 @@ pub fn kernel_weights(nodes: &NodeMask) -> Result<Option<KernelWeights>, NumaErr
 /// Reads the weighted-interleave table in `dir` for `nodes` (`Ok(None)`: no such table,
 /// a kernel before 6.9). The auto-mode file is `auto` (on 6.18 it is named
 /// `__auto_type`, a macro clash in the kernel's source); it is read, never written.
+/// Each file costs openat + read + close (a missing one, openat alone); nodes without a
+/// file (no memory) are left out.
 fn read_kernel_weights(dir: &Path, nodes: &NodeMask) -> Result<Option<KernelWeights>, NumaError> {
-    if !dir.is_dir() {
-        return Ok(None);
-    }
+    let file = SysfsFile::root("/sys/kernel/mm/mempolicy/weighted_interleave/node*");
+    let read = |name: &str, buf: &mut [u8; 64]| -> Result<Option<usize>, NumaError> {
+        match read_once(rustix::fs::CWD, dir.join(name).as_path(), buf) {
+            Ok((_, n)) => Ok(Some(n)),
+            Err(Errno::NOENT) => Ok(None),
+            Err(e) => Err(file.error(FileProblem::Unreadable(e.into_typed()))),
+        }
+    };
+    let mut buf = [0u8; 64];
     let mut weights = NodeWeights::new();
+    let mut found = false;
     for n in nodes.iter() {
-        let Some(text) = read_text(&dir.join(format!("node{n}"))) else {
+        let Some(len) = read(&format!("node{n}"), &mut buf)? else {
             continue;
         };
-        let file = SysfsFile::root("/sys/kernel/mm/mempolicy/weighted_interleave/node*");
-        let w: u8 = text
-            .trim()
-            .parse()
-            .map_err(|_| file.error(FileProblem::Inconsistent("a weight is a number 1..=255")))?;
+        found = true;
+        let w: u8 = core::str::from_utf8(&buf[..len])
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+            .ok_or(file.error(FileProblem::Inconsistent("a weight is a number 1..=255")))?;
         weights.set(n, w.max(1))?;
     }
-    let auto = ["auto", "__auto_type"]
-        .iter()
-        .find_map(|f| read_text(&dir.join(f)))
-        .map(|t| t.trim() == "true");
+    let mut auto = None;
+    for name in ["auto", "__auto_type"] {
+        if let Some(len) = read(name, &mut buf)? {
+            auto = Some(buf[..len].trim_ascii() == b"true");
+            break;
+        }
+    }
+    if !found && auto.is_none() {
+        return Ok(None);
+    }
     Ok(Some(KernelWeights { weights, auto }))
 }
 

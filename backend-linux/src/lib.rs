@@ -3,6 +3,9 @@
 //! [`LinuxBackend`] implements `numaperf_core::PlacementBackend` on the real kernel: rustix
 //! for mmap, madvise, affinity and sysfs, and a raw-syscall layer (`sys/`, one file per
 //! architecture) for the mempolicy calls rustix lacks. No libc.
+//!
+//! The crate is compiled only for `target_os = "linux"`; elsewhere it is empty.
+#![cfg(target_os = "linux")]
 #![deny(missing_docs)]
 #![warn(clippy::missing_errors_doc)]
 

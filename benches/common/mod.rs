@@ -191,6 +191,29 @@ pub fn raw_discover(root: &Path) {
             read(&format!("node{n}/{f}"), &mut buf);
         }
     }
+    if root == Path::new(numaperf_linux::SYSFS_NODE_ROOT) {
+        // The kernel's weighted-interleave table, which `Topology` reports (read only).
+        let weights = "/sys/kernel/mm/mempolicy/weighted_interleave";
+        let open = |p: &str| {
+            rustix::fs::openat(
+                rustix::fs::CWD,
+                p,
+                OFlags::RDONLY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+        };
+        for n in nodes.iter() {
+            if let Ok(fd) = open(&format!("{weights}/node{n}")) {
+                black_box(rustix::io::read(&fd, &mut buf).expect("read"));
+            }
+        }
+        for f in ["auto", "__auto_type"] {
+            if let Ok(fd) = open(&format!("{weights}/{f}")) {
+                black_box(rustix::io::read(&fd, &mut buf).expect("read"));
+                break;
+            }
+        }
+    }
 }
 
 /// Where the captured 8-node tree is.

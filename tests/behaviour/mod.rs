@@ -9,12 +9,13 @@ use numaperf::numa_core::policy::{
 };
 use numaperf::numa_core::weighted::WeightedChunks;
 use numaperf::{
-    thread, CpuSet, Enforcement, HugePages, LinuxBackend, MemPolicy, NodeId, NodeMask, NodeWeights,
-    NumaError, NumaRegion, OptionConflict, PageLocation, PlacementBackend, Prefault, RegionOptions,
+    thread, CpuSet, Enforcement, HugePages, MemPolicy, NodeId, NodeMask, NodeWeights, NumaError,
+    NumaRegion, OptionConflict, PageLocation, PlacementBackend, Prefault, RegionOptions,
     TopologyInfo,
 };
 use numaperf_sim::{CallKind, SimMachine, Tracer};
 
+#[cfg(target_os = "linux")]
 pub mod linux;
 mod ltp;
 pub mod trials;
@@ -61,7 +62,8 @@ impl PolicyOracle for SimMachine {
     }
 }
 
-impl PolicyOracle for LinuxBackend {
+#[cfg(target_os = "linux")]
+impl PolicyOracle for numaperf::LinuxBackend {
     fn policy_at(&self, addr: *const u8) -> Result<Option<MemPolicy>, String> {
         linux::kernel_policy_at(self, addr)
     }

@@ -1,0 +1,174 @@
+//! The Linux body of the `bench_report` example (it needs the Linux backend).
+
+use crate::common;
+
+use std::time::{Duration, Instant};
+
+use common::{Policy, SIZES};
+use numaperf::Prefault;
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn time(f: &mut impl FnMut()) -> Duration {
+    let t = Instant::now();
+    f();
+    t.elapsed()
+}
+
+/// Medians of `lib` and `raw`, run alternately `rounds` times after one warm-up each.
+fn pair(rounds: usize, mut lib: impl FnMut(), mut raw: impl FnMut()) -> (Duration, Duration) {
+    lib();
+    raw();
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for i in 0..rounds {
+        // Alternate which goes first, so neither always runs on a warmer machine.
+        if i % 2 == 0 {
+            a.push(time(&mut lib));
+            b.push(time(&mut raw));
+        } else {
+            b.push(time(&mut raw));
+            a.push(time(&mut lib));
+        }
+    }
+    (median(a), median(b))
+}
+
+fn rounds_for(size: usize, quick: bool) -> usize {
+    match (size, quick) {
+        (s, _) if s >= 1 << 30 => 7,
+        (s, true) if s >= 64 << 20 => 5,
+        (s, false) if s >= 64 << 20 => 21,
+        (_, true) => 51,
+        (_, false) => 301,
+    }
+}
+
+fn fmt(d: Duration) -> String {
+    let ns = d.as_nanos() as f64;
+    if ns >= 1e9 {
+        format!("{:.3} s", ns / 1e9)
+    } else if ns >= 1e6 {
+        format!("{:.2} ms", ns / 1e6)
+    } else if ns >= 1e3 {
+        format!("{:.1} us", ns / 1e3)
+    } else {
+        format!("{ns:.0} ns")
+    }
+}
+
+fn gibs(size: usize, d: Duration) -> String {
+    format!("{:.2}", size as f64 / (1u64 << 30) as f64 / d.as_secs_f64())
+}
+
+fn row(case: &str, lib: Duration, raw: Duration, rate: Option<usize>) {
+    let speed = raw.as_secs_f64() / lib.as_secs_f64();
+    let (gl, gr) = rate.map_or((String::new(), String::new()), |s| {
+        (gibs(s, lib), gibs(s, raw))
+    });
+    println!(
+        "{case:<34} {:>11} {:>11} {speed:>7.2} {gl:>9} {gr:>9}",
+        fmt(lib),
+        fmt(raw)
+    );
+}
+
+pub fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let sizes: Vec<_> = SIZES
+        .iter()
+        .copied()
+        .filter(|&(s, _)| !quick || s < 1 << 30)
+        .collect();
+    println!(
+        "{:<34} {:>11} {:>11} {:>7} {:>9} {:>9}",
+        "case (create + drop)", "numaperf", "raw", "speed", "GiB/s", "raw GiB/s"
+    );
+    let mut populate_1g = None;
+    for &(size, label) in &sizes {
+        for prefault in [Prefault::None, Prefault::Touch, Prefault::Populate] {
+            for policy in [Policy::Local, Policy::Bind0] {
+                let (lib, raw) = pair(
+                    rounds_for(size, quick),
+                    || common::lib_region(size, policy, prefault, false),
+                    || common::raw_region(size, policy, prefault, false),
+                );
+                let case = format!(
+                    "{label} {} {}",
+                    policy.name(),
+                    common::prefault_name(prefault)
+                );
+                let rate = (prefault != Prefault::None).then_some(size);
+                row(&case, lib, raw, rate);
+                if size == 1 << 30 && prefault == Prefault::Populate && policy == Policy::Bind0 {
+                    populate_1g = Some(lib);
+                }
+            }
+        }
+    }
+    println!();
+    for &(size, label) in sizes.iter().filter(|&&(s, _)| s >= 2 << 20) {
+        let (lib, raw) = pair(
+            rounds_for(size, quick),
+            || common::lib_region(size, Policy::Bind0, Prefault::Populate, true),
+            || common::raw_region(size, Policy::Bind0, Prefault::Populate, true),
+        );
+        row(&format!("{label} bind0 populate THP"), lib, raw, Some(size));
+        let (base, _) = pair(
+            rounds_for(size, quick),
+            || common::lib_region(size, Policy::Bind0, Prefault::Populate, false),
+            || {},
+        );
+        println!(
+            "{:<34} THP populate is {:.2}x faster than 4 KiB pages",
+            "",
+            base.as_secs_f64() / lib.as_secs_f64()
+        );
+    }
+    println!();
+    // placement() of a populated region, against its populate time.
+    let size = if quick { 64 << 20 } else { 1 << 30 };
+    let region = common::bound_populated(size);
+    let mut runs = Vec::new();
+    for _ in 0..rounds_for(size, quick) {
+        runs.push(time(&mut || {
+            std::hint::black_box(region.placement().expect("placement"));
+        }));
+    }
+    let placement = median(runs);
+    let populate = populate_1g.unwrap_or_else(|| {
+        pair(
+            rounds_for(size, quick),
+            || common::lib_region(size, Policy::Bind0, Prefault::Populate, false),
+            || {},
+        )
+        .0
+    });
+    println!(
+        "placement() of {} MiB: {} = {:.1}% of its populate time ({})",
+        size >> 20,
+        fmt(placement),
+        100.0 * placement.as_secs_f64() / populate.as_secs_f64(),
+        fmt(populate)
+    );
+    println!();
+    let live = std::path::Path::new(numaperf::LinuxBackend::SYSFS_ROOT);
+    let eight = common::eight_node_tree();
+    let (lib, raw) = pair(
+        201,
+        || common::lib_discover(None),
+        || common::raw_discover(live),
+    );
+    row("discover() this host", lib, raw, None);
+    let (lib, raw) = pair(
+        201,
+        || common::lib_discover(Some(&eight)),
+        || common::raw_discover(&eight),
+    );
+    row("discover() captured 8-node tree", lib, raw, None);
+    println!(
+        "(discover's raw column makes the same syscalls, without parsing or building anything)"
+    );
+}
