@@ -30,8 +30,13 @@ pub mod sysfs;
 pub mod topology;
 pub mod weighted;
 
+/// The fixed-capacity collections the core's no-alloc types are built on, re-exported so
+/// a `no_std` user need not match its version.
+pub use heapless;
+
 pub use backend::{
-    CpuLocation, Mapping, MappingInfo, PageCounts, PageLocation, PageRange, PlacementBackend,
+    placement, CpuLocation, Mapping, MappingInfo, PageCounts, PageLocation, PageRange,
+    PlacementBackend,
 };
 pub use errno::Errno;
 pub use error::{FileProblem, NumaError, OptionConflict, SysfsFile};
@@ -39,6 +44,7 @@ pub use node::{CpuSet, IdSet, NodeId, NodeMask, MAX_CPUS, MAX_NUMNODES};
 pub use options::{Enforcement, HugePages, NodeMode, Prefault, RegionOptions};
 pub use parse::{ParseError, ParseErrorKind};
 pub use policy::{MemPolicy, NodeWeights};
+pub use region::create_region;
 pub use topology::{FixedTopology, NodeInfo, NodeList, NodeTable, TopologyInfo};
 #[cfg(feature = "alloc")]
 pub use topology::{OwnedNodeInfo, OwnedTopology};

@@ -25,6 +25,16 @@ pub enum Enforcement {
     Hard,
 }
 
+/// `Soft` or `Hard`.
+impl core::fmt::Display for Enforcement {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            Enforcement::Soft => "Soft",
+            Enforcement::Hard => "Hard",
+        })
+    }
+}
+
 /// Page size backing a region.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum HugePages {
@@ -114,6 +124,12 @@ impl RegionOptions {
     /// `MPOL_F_RELATIVE_NODES`.
     pub fn relative_nodes(mut self) -> Self {
         self.node_mode = NodeMode::Relative;
+        self
+    }
+
+    /// How the policy's node ids are read.
+    pub fn node_mode(mut self, mode: NodeMode) -> Self {
+        self.node_mode = mode;
         self
     }
 

@@ -136,6 +136,43 @@ pub struct NodeTable<C> {
 pub type FixedTopology<const N: usize> =
     NodeTable<heapless::Vec<NodeInfo<heapless::Vec<u8, N>>, N>>;
 
+impl<const N: usize> FixedTopology<N> {
+    /// A topology from firmware-style tables, the way a kernel-adjacent allocator knows
+    /// its machine: node `i` (id `i`) has `cpus[i]`, `memory[i]` bytes, and the SLIT row
+    /// `distances[i]`. No allocator is needed; the process may use everything.
+    ///
+    /// ```
+    /// use numaperf_core::{CpuSet, FixedTopology, NodeId, TopologyInfo};
+    /// let t = FixedTopology::<2>::from_tables(
+    ///     [CpuSet::single(0), CpuSet::new()],      // node 1: memory only
+    ///     [1 << 30, 4 << 30],
+    ///     [[10, 31], [31, 10]],
+    /// )?;
+    /// assert_eq!(t.distance(NodeId::new(0), NodeId::new(1)), Some(31));
+    /// assert!(t.node_cpus(NodeId::new(1)).unwrap().is_empty());
+    /// # Ok::<(), numaperf_core::NumaError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`NodeTable::new`] (a CPU in two nodes, ...).
+    pub fn from_tables(
+        cpus: [CpuSet; N],
+        memory: [u64; N],
+        distances: [[u8; N]; N],
+    ) -> Result<Self, NumaError> {
+        let mut nodes = heapless::Vec::new();
+        for i in 0..N {
+            let row = heapless::Vec::from_slice(&distances[i])
+                .map_err(|_| NumaError::InvalidTopology("a distance row longer than N"))?;
+            let node = NodeInfo::new(NodeId::new(i as u32), cpus[i], memory[i], memory[i], row);
+            nodes
+                .push(node)
+                .map_err(|_| NumaError::InvalidTopology("more than N nodes"))?;
+        }
+        NodeTable::new(nodes, None, None)
+    }
+}
+
 /// A node record with an owned distance row.
 #[cfg(feature = "alloc")]
 pub type OwnedNodeInfo = NodeInfo<alloc::vec::Vec<u8>>;

@@ -30,8 +30,7 @@ mod sys;
 use core::fmt::Display;
 
 use numaperf_core::{
-    CpuSet, FixedTopology, KernelWeights, NodeId, NodeInfo, NodeTable, NodeWeights, NumaError,
-    TopologyInfo,
+    CpuSet, FixedTopology, KernelWeights, NodeId, NodeWeights, NumaError, TopologyInfo,
 };
 
 use machine::{FirmwareMachine, NODES};
@@ -61,18 +60,9 @@ fn firmware_weights() -> KernelWeights {
 
 /// The topology from the tables: memory per node from the memory map.
 fn topology() -> Result<FixedTopology<NODES>, NumaError> {
-    let mut nodes = heapless::Vec::new();
-    for (i, row) in SLIT.iter().enumerate() {
-        let id = i as u32;
-        let cpus: CpuSet = CPUS[i].iter().copied().collect();
-        let mem = memmap::node_bytes(id);
-        let row = heapless::Vec::from_slice(row)
-            .map_err(|_| NumaError::InvalidTopology("a distance row longer than N"))?;
-        nodes
-            .push(NodeInfo::new(NodeId::new(id), cpus, mem, mem, row))
-            .map_err(|_| NumaError::InvalidTopology("more than N nodes"))?;
-    }
-    NodeTable::new(nodes, None, None)
+    let cpus: [CpuSet; NODES] = core::array::from_fn(|i| CPUS[i].iter().copied().collect());
+    let memory: [u64; NODES] = core::array::from_fn(|i| memmap::node_bytes(i as u32));
+    FixedTopology::from_tables(cpus, memory, SLIT)
 }
 
 /// Passed and failed checks.
