@@ -449,7 +449,7 @@ fn a_result_that_panics_when_dropped_leaves_its_worker_running() {
 fn scope_waits_for_tasks_it_did_not_join_even_when_its_body_panics() {
     let pool = WorkerPool::new(cxl(), WorkerPoolConfig::default()).unwrap();
     let hits = AtomicU64::new(0);
-    fn spawn_four<'env>(s: &Scope<'env, Arc<SimMachine>>, hits: &'env AtomicU64) {
+    fn spawn_four<'scope>(s: &'scope Scope<'scope, '_, Arc<SimMachine>>, hits: &'scope AtomicU64) {
         for n in [0, 1, 0, 1] {
             s.spawn_on(NodeId::new(n), move || {
                 std::thread::sleep(Duration::from_millis(20));
@@ -551,4 +551,155 @@ fn host_pool_runs_on_node_0() {
         cpus.iter().all(|c| node_cpus.contains(c)),
         "worker of node {node} may run on {cpus}, node has {node_cpus}"
     );
+}
+
+#[test]
+fn join_and_scope_inside_a_worker_run_other_tasks_instead_of_blocking() {
+    // One worker per node, no stealing: the awaited task can only run on the waiting
+    // worker itself. A blocking join would deadlock here.
+    let pool = Arc::new(one_per_node(cxl(), Steal::Never));
+    let p = pool.clone();
+    let outer = pool
+        .spawn_on(NodeId::new(0), move || {
+            let inner = p.spawn_on(NodeId::new(0), || 20).unwrap();
+            let data = [1u64, 2, 3];
+            let scoped: u64 = p.scope(|s| {
+                let hs: Vec<_> = data
+                    .iter()
+                    .map(|x| s.spawn_on(NodeId::new(0), move || *x * 2).unwrap())
+                    .collect();
+                hs.into_iter().map(|h| h.join().unwrap()).sum()
+            });
+            inner.join().unwrap() + scoped
+        })
+        .unwrap();
+    assert_eq!(join_within(outer, 30), Ok(32));
+}
+
+#[test]
+fn scoped_tasks_spawn_scoped_tasks() {
+    let pool = WorkerPool::new(cxl(), WorkerPoolConfig::default()).unwrap();
+    let hits = AtomicU64::new(0);
+    let hits = &hits;
+    pool.scope(|s| {
+        for n in [0, 1] {
+            s.execute_on(NodeId::new(n), move || {
+                for m in [0, 1] {
+                    s.execute_on(NodeId::new(m), move || {
+                        hits.fetch_add(1, Ordering::SeqCst);
+                    })
+                    .unwrap();
+                }
+            })
+            .unwrap();
+        }
+    });
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        4,
+        "scope returned before nested tasks"
+    );
+}
+
+#[test]
+fn tasks_spawn_tasks_and_detached_tasks_run() {
+    let pool = Arc::new(WorkerPool::new(cxl(), WorkerPoolConfig::default()).unwrap());
+    let (tx, rx) = mpsc::channel();
+    let p = pool.clone();
+    pool.execute_on(NodeId::new(1), move || {
+        for i in 0..10u32 {
+            let tx = tx.clone();
+            p.execute_on(NodeId::new(i % 2), move || tx.send(i).unwrap())
+                .unwrap();
+        }
+    })
+    .unwrap();
+    let mut got: Vec<u32> = (0..10)
+        .map(|_| rx.recv_timeout(Duration::from_secs(30)).unwrap())
+        .collect();
+    got.sort();
+    assert_eq!(got, (0..10).collect::<Vec<_>>());
+}
+
+#[test]
+fn dropping_the_last_pool_handle_inside_its_own_task_is_fine() {
+    let pool = Arc::new(one_per_node(cxl(), Steal::Never));
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let p = pool.clone();
+    let h = pool
+        .spawn_on(NodeId::new(0), move || {
+            go_rx.recv().unwrap();
+            drop(p); // the last handle: the pool is dropped on its own worker
+            7
+        })
+        .unwrap();
+    drop(pool);
+    go_tx.send(()).unwrap();
+    assert_eq!(join_within(h, 30), Ok(7));
+}
+
+/// Set in the re-executed test binary that forks (so the fork happens in a process whose
+/// only other threads are the pool's idle workers, not the test harness's).
+const FORK_CHILD: &str = "NUMAPERF_POOLS_FORK_CHILD";
+
+#[cfg(all(unix, not(miri)))]
+mod fork_ffi {
+    extern "C" {
+        pub fn fork() -> i32;
+        pub fn waitpid(pid: i32, status: *mut i32, options: i32) -> i32;
+        pub fn _exit(code: i32) -> !;
+    }
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "forks a process")]
+#[cfg(unix)]
+fn a_pool_in_a_forked_child_refuses_tasks_and_drops_quietly() {
+    if std::env::var_os(FORK_CHILD).is_none() {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "a_pool_in_a_forked_child_refuses_tasks_and_drops_quietly",
+                "--test-threads=1",
+                "--nocapture",
+            ])
+            .env(FORK_CHILD, "1")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{text}");
+        assert!(text.contains("1 passed"), "{text}");
+        return;
+    }
+    #[cfg(not(miri))]
+    {
+        let pool = one_per_node(cxl(), Steal::Never);
+        assert_eq!(pool.spawn_on(NodeId::new(0), || 1).unwrap().join(), Ok(1));
+        // SAFETY: fork in a process whose other threads are the pool's idle workers;
+        // the child only checks the pool and leaves with `_exit`.
+        let pid = unsafe { fork_ffi::fork() };
+        assert!(pid >= 0, "fork failed");
+        if pid == 0 {
+            let r = catch_unwind(AssertUnwindSafe(|| {
+                let refused = matches!(
+                    pool.spawn_on(NodeId::new(0), || 2),
+                    Err(NumaError::PoolShutDown)
+                );
+                drop(pool); // must neither panic nor wait for the parent's threads
+                refused
+            }));
+            // SAFETY: `_exit` ends the child without running the parent's atexit state.
+            unsafe { fork_ffi::_exit(if matches!(r, Ok(true)) { 0 } else { 1 }) };
+        }
+        let mut status = 0;
+        // SAFETY: waits for the child just forked; `status` is a valid out pointer.
+        let waited = unsafe { fork_ffi::waitpid(pid, &mut status, 0) };
+        assert_eq!(waited, pid);
+        assert_eq!(
+            status, 0,
+            "the child's pool accepted a task or panicked on drop"
+        );
+        assert_eq!(pool.spawn_on(NodeId::new(0), || 3).unwrap().join(), Ok(3));
+    }
 }

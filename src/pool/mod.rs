@@ -2,9 +2,10 @@
 //! Both are generic over the backend, so they run on the simulator as on the kernel.
 
 mod buffer;
+mod fork;
+mod task;
 mod worker;
 
 pub use buffer::{Buffer, BufferPool, BufferPoolConfig, FallbackReason, NodeStats};
-pub use worker::{
-    JoinHandle, Scope, Shutdown, Steal, TaskError, WorkerPool, WorkerPoolConfig, WorkerStats,
-};
+pub use task::{JoinHandle, TaskError};
+pub use worker::{Scope, Shutdown, Steal, WorkerPool, WorkerPoolConfig, WorkerStats};

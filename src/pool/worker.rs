@@ -1,23 +1,27 @@
-//! `WorkerPool`: workers pinned to each node's CPUs, a queue per node, and stealing from
-//! the nearest nodes by distance when idle. Tasks return results; panics stay in the task.
+//! `WorkerPool`: workers pinned to each node's CPUs, an injector queue per node, a deque
+//! per worker, and stealing from the nearest nodes by distance when idle. No global lock.
 
-use std::any::Any;
-use std::collections::{BTreeMap, VecDeque};
+use std::cell::Cell;
+use std::collections::BTreeMap;
 use std::marker::PhantomData;
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard};
-use std::thread;
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, OnceLock};
+use std::thread::{self, Thread};
+
+use crossbeam_deque::{Injector, Steal as Stolen, Stealer, Worker as Deque};
+use crossbeam_utils::CachePadded;
 
 use numaperf_core::policy::fallback_order;
 use numaperf_core::{NodeId, NodeMask, NumaError, PlacementBackend, TopologyInfo, MAX_NUMNODES};
 
+use super::fork;
+use super::task::{cell, Detached, Job, JoinHandle, Outcome, ScopeCount, ScopeState, Task};
 use crate::thread::node_cpus;
 
 /// Where idle workers look for work beyond their own node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Steal {
-    /// Only their own node's queue.
+    /// Only their own node's queues.
     Never,
     /// Then the nodes at the smallest distance from theirs.
     Nearest,
@@ -52,153 +56,292 @@ pub enum Shutdown {
     Cancel,
 }
 
-/// Why a task gave no result.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TaskError {
-    /// The task panicked with this message; the pool lives on.
-    Panicked(String),
-    /// The pool shut down with `Shutdown::Cancel` before the task ran.
-    Cancelled,
-}
-
 /// Tasks run per node: on that node's workers, and stolen by other nodes' workers.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct WorkerStats {
-    /// Tasks this node's workers took from this node's queue.
+    /// Tasks this node's workers took from this node's queues.
     pub local: u64,
     /// Tasks this node's workers took from other nodes' queues.
     pub stolen: u64,
 }
 
-/// A queued task. Run, it fills its handle's slot; dropped unrun, it fills it with
-/// [`TaskError::Cancelled`] (see [`Completion`]).
-type Job = Box<dyn FnOnce() + Send + 'static>;
+const RUNNING: u8 = 0;
+const FINISH: u8 = 1;
+const CANCEL: u8 = 2;
 
-/// One worker node's queue and who of its workers is asleep.
-#[derive(Default)]
-struct NodeQueue {
-    jobs: VecDeque<Job>,
-    /// Workers waiting on the node's condvar.
-    sleeping: usize,
-    /// Wake-ups sent to the node and not yet taken by a waking worker.
-    waking: usize,
+/// One node with workers.
+struct Node {
+    id: NodeId,
+    /// Tasks sent to the node from outside its workers.
+    injector: Injector<Job>,
+    /// Its workers' indices in `Shared::workers`.
+    workers: std::ops::Range<usize>,
+    /// How many of its workers are asleep (or about to be).
+    sleepers: CachePadded<AtomicUsize>,
+    /// Nodes (indices) its workers steal from, in order.
+    victims: Vec<usize>,
+    /// Nodes whose workers may steal from it, nearest first.
+    thieves: Vec<usize>,
 }
 
-impl NodeQueue {
-    /// Workers asleep that no wake-up is on its way to.
-    fn available(&self) -> usize {
-        self.sleeping.saturating_sub(self.waking)
-    }
-}
-
-struct State {
-    queues: BTreeMap<NodeId, NodeQueue>,
-    shutdown: Option<Shutdown>,
+/// What other threads see of one worker.
+struct Slot {
+    stealer: Stealer<Job>,
+    thread: OnceLock<Thread>,
+    sleeping: AtomicBool,
+    local: AtomicU64,
+    stolen: AtomicU64,
 }
 
 struct Shared {
-    state: Mutex<State>,
-    /// One condvar per worker node, so a task wakes a worker of its own node.
-    wake: BTreeMap<NodeId, Condvar>,
-    /// For each worker node: the other nodes to steal from, in order.
-    victims: BTreeMap<NodeId, Vec<NodeId>>,
-    /// For each worker node: the nodes whose workers may steal from it, nearest first.
-    thieves: BTreeMap<NodeId, Vec<NodeId>>,
-    /// Every online node -> the worker node its tasks go to.
-    route: BTreeMap<NodeId, NodeId>,
-    stats: BTreeMap<NodeId, (AtomicU64, AtomicU64)>,
+    nodes: Vec<Node>,
+    workers: Vec<CachePadded<Slot>>,
+    /// Node id -> index in `nodes` of the node its tasks run on (u16::MAX: not a node).
+    route: Vec<u16>,
+    shutdown: AtomicU8,
+    /// The fork generation the pool was made in (see `fork`).
+    born: u64,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Critical sections only move jobs between queues; a poisoned lock is still consistent.
-    m.lock().unwrap_or_else(|e| e.into_inner())
+/// A worker's own state, on its thread's stack while it runs.
+struct Context {
+    shared: Arc<Shared>,
+    index: usize,
+    node: usize,
+    deque: Deque<Job>,
 }
 
-/// Where a task's result lands, and the condvar its handle waits on.
-type Slot<T> = Arc<(Mutex<Option<Result<T, TaskError>>>, Condvar)>;
-
-/// The result of a spawned task.
-pub struct JoinHandle<T> {
-    slot: Slot<T>,
+thread_local! {
+    /// The worker this thread is, if it is one (null otherwise).
+    static CURRENT: Cell<*const Context> = const { Cell::new(std::ptr::null()) };
 }
 
-impl<T> JoinHandle<T> {
-    /// Waits for the task: its value, or why there is none.
-    ///
-    /// A worker that waits does not run other tasks: joining from inside a task of the
-    /// same pool deadlocks when no other worker can run the awaited task (say, one worker
-    /// per node, `Steal::Never`, and a task waiting for another on its own node).
-    ///
-    /// # Errors
-    /// [`TaskError::Panicked`] when the task panicked, [`TaskError::Cancelled`] when it was
-    /// dropped unrun.
-    pub fn join(self) -> Result<T, TaskError> {
-        let (m, c) = &*self.slot;
-        let mut g = lock(m);
-        loop {
-            if let Some(r) = g.take() {
-                return r;
+/// The calling thread's worker context, if it is a worker.
+fn with_current<R>(f: impl FnOnce(Option<&Context>) -> R) -> R {
+    let p = CURRENT.with(Cell::get);
+    // SAFETY: CURRENT is non-null only while `worker_main`'s frame owning the Context is
+    // live on this very thread (it resets the pointer before the Context drops), and
+    // thread-locals are not shared, so the reference cannot outlive the Context.
+    f(unsafe { p.as_ref() })
+}
+
+/// Waits until `done()`: a worker runs other tasks meanwhile (and sleeps as an idle
+/// worker when there are none); any other thread parks. Whoever makes `done()` true
+/// unparks the waiting thread.
+pub(crate) fn help_until(done: &dyn Fn() -> bool) {
+    with_current(|ctx| match ctx {
+        Some(ctx) => ctx.run_until(done),
+        None => {
+            while !done() {
+                thread::park();
             }
-            g = c.wait(g).unwrap_or_else(|e| e.into_inner());
+        }
+    })
+}
+
+impl Shared {
+    /// Wakes one sleeping worker for work queued on `node`: one of its own, else one of a
+    /// node allowed to steal from it, nearest first. The caller has fenced (SeqCst) after
+    /// queueing, pairing with the fence of a worker going to sleep.
+    fn wake_for(&self, node: usize) {
+        let n = &self.nodes[node];
+        for m in std::iter::once(node).chain(n.thieves.iter().copied()) {
+            if self.nodes[m].sleepers.load(Ordering::Relaxed) > 0 && self.wake_one(m) {
+                return;
+            }
         }
     }
 
-    /// Whether the task has finished (or was cancelled).
-    pub fn is_finished(&self) -> bool {
-        lock(&self.slot.0).is_some()
+    fn wake_one(&self, node: usize) -> bool {
+        let n = &self.nodes[node];
+        for w in n.workers.clone() {
+            let s = &self.workers[w];
+            if s.sleeping.load(Ordering::Relaxed)
+                && s.sleeping
+                    .compare_exchange(true, false, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok()
+            {
+                n.sleepers.fetch_sub(1, Ordering::AcqRel);
+                if let Some(t) = s.thread.get() {
+                    t.unpark();
+                }
+                return true;
+            }
+        }
+        false
     }
-}
 
-fn panic_message(p: Box<dyn Any + Send>) -> String {
-    p.downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| p.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "task panicked".into())
-}
+    fn wake_all(&self) {
+        for s in &self.workers {
+            if let Some(t) = s.thread.get() {
+                t.unpark();
+            }
+        }
+    }
 
-/// Fills a task's slot exactly once: with the task's outcome, or, when dropped first,
-/// with `Cancelled` (a job dropped unrun, at `Shutdown::Cancel` or with its pool), so no
-/// handle waits for a job that no longer exists.
-struct Completion<T> {
-    slot: Slot<T>,
-    done: bool,
-}
+    fn push(&self, target: usize, job: Job) -> Result<(), NumaError> {
+        if self.shutdown.load(Ordering::Relaxed) != RUNNING && !self.is_own_worker() {
+            return Err(NumaError::PoolShutDown);
+        }
+        if fork::generation() != self.born {
+            // A forked child: the workers stayed in the parent.
+            return Err(NumaError::PoolShutDown);
+        }
+        let job = with_current(|ctx| match ctx {
+            Some(ctx) if std::ptr::eq(&*ctx.shared, self) && ctx.node == target => {
+                ctx.deque.push(job);
+                None
+            }
+            _ => Some(job),
+        });
+        if let Some(job) = job {
+            self.nodes[target].injector.push(job);
+        }
+        fence(Ordering::SeqCst);
+        if self.shutdown.load(Ordering::Relaxed) == CANCEL && !self.is_own_worker() {
+            // Raced with `stop`: it may have drained already; cancel what is left.
+            self.drain_injectors();
+        }
+        self.wake_for(target);
+        Ok(())
+    }
 
-impl<T> Completion<T> {
-    fn set(&mut self, r: Result<T, TaskError>) {
-        if !self.done {
-            self.done = true;
-            *lock(&self.slot.0) = Some(r);
-            self.slot.1.notify_all();
+    fn is_own_worker(&self) -> bool {
+        with_current(|c| c.is_some_and(|c| std::ptr::eq(&*c.shared, self)))
+    }
+
+    fn drain_injectors(&self) {
+        for n in &self.nodes {
+            loop {
+                match n.injector.steal() {
+                    Stolen::Success(job) => drop(job),
+                    Stolen::Retry => continue,
+                    Stolen::Empty => break,
+                }
+            }
+        }
+    }
+
+    fn index(&self, node: NodeId) -> Result<usize, NumaError> {
+        if !node.is_valid() {
+            return Err(NumaError::InvalidNode(node.get()));
+        }
+        match self.route.get(node.get() as usize) {
+            Some(&i) if i != u16::MAX => Ok(i as usize),
+            _ => Err(NumaError::NodeNotFound(node)),
         }
     }
 }
 
-impl<T> Drop for Completion<T> {
-    fn drop(&mut self) {
-        self.set(Err(TaskError::Cancelled));
+fn steal_one(s: impl Fn() -> Stolen<Job>) -> Option<Job> {
+    loop {
+        match s() {
+            Stolen::Success(j) => return Some(j),
+            Stolen::Empty => return None,
+            Stolen::Retry => std::hint::spin_loop(),
+        }
     }
 }
 
-/// A job that fills a slot with `f`'s result (a panic caught as `Panicked`), plus the
-/// handle to that slot.
-fn package<'a, T: Send + 'a>(
-    f: impl FnOnce() -> T + Send + 'a,
-) -> (Box<dyn FnOnce() + Send + 'a>, JoinHandle<T>) {
-    let slot: Slot<T> = Arc::new((Mutex::new(None), Condvar::new()));
-    let mut done = Completion {
-        slot: slot.clone(),
-        done: false,
-    };
-    let job = Box::new(move || {
-        let r =
-            catch_unwind(AssertUnwindSafe(f)).map_err(|p| TaskError::Panicked(panic_message(p)));
-        done.set(r);
-    });
-    (job, JoinHandle { slot })
+impl Context {
+    /// A task: own deque, own node's injector and siblings, then (as the policy allows,
+    /// and only from nodes whose own workers are all awake) other nodes, nearest first.
+    fn find_work(&self) -> Option<Job> {
+        let sh = &*self.shared;
+        let slot = &sh.workers[self.index];
+        let own = &sh.nodes[self.node];
+        let local = self
+            .deque
+            .pop()
+            .or_else(|| steal_one(|| own.injector.steal_batch_and_pop(&self.deque)))
+            .or_else(|| {
+                own.workers
+                    .clone()
+                    .filter(|&w| w != self.index)
+                    .find_map(|w| steal_one(|| sh.workers[w].stealer.steal()))
+            });
+        if let Some(j) = local {
+            slot.local.fetch_add(1, Ordering::Relaxed);
+            return Some(j);
+        }
+        let ending = sh.shutdown.load(Ordering::Relaxed) != RUNNING;
+        let stolen = own.victims.iter().find_map(|&v| {
+            let victim = &sh.nodes[v];
+            if !ending && victim.sleepers.load(Ordering::Relaxed) > 0 {
+                return None; // locality first: its own idle worker will take it
+            }
+            steal_one(|| victim.injector.steal()).or_else(|| {
+                victim
+                    .workers
+                    .clone()
+                    .find_map(|w| steal_one(|| sh.workers[w].stealer.steal()))
+            })
+        });
+        if stolen.is_some() {
+            slot.stolen.fetch_add(1, Ordering::Relaxed);
+        }
+        stolen
+    }
+
+    /// Whether any queue this worker may take from has something (for the sleep check).
+    fn work_visible(&self) -> bool {
+        let sh = &*self.shared;
+        let own = &sh.nodes[self.node];
+        let queued = |n: &Node| {
+            !n.injector.is_empty() || n.workers.clone().any(|w| !sh.workers[w].stealer.is_empty())
+        };
+        !self.deque.is_empty() || queued(own) || own.victims.iter().any(|&v| queued(&sh.nodes[v]))
+    }
+
+    /// Runs tasks until `done()`, sleeping when there are none.
+    fn run_until(&self, done: &dyn Fn() -> bool) {
+        while !done() {
+            match self.find_work() {
+                Some(job) => job.run(),
+                None => self.sleep(done),
+            }
+        }
+    }
+
+    /// Sleeps unless work or `done()` shows up; woken by a push or by whoever makes
+    /// `done()` true (or the pool stopping).
+    fn sleep(&self, done: &dyn Fn() -> bool) {
+        let sh = &*self.shared;
+        let slot = &sh.workers[self.index];
+        let node = &sh.nodes[self.node];
+        slot.sleeping.store(true, Ordering::Relaxed);
+        node.sleepers.fetch_add(1, Ordering::SeqCst);
+        // Pairs with the fence after a push: either the pusher sees us asleep, or we see
+        // its task here.
+        fence(Ordering::SeqCst);
+        if !(self.work_visible() || done()) {
+            thread::park();
+        }
+        if slot.sleeping.swap(false, Ordering::AcqRel) {
+            node.sleepers.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
 }
 
-/// Workers pinned per node. Dropping it finishes queued tasks and joins every thread.
+fn worker_main(ctx: Context) {
+    CURRENT.with(|c| c.set(&ctx));
+    let sh = ctx.shared.clone();
+    ctx.run_until(&|| sh.shutdown.load(Ordering::Acquire) != RUNNING);
+    if sh.shutdown.load(Ordering::Acquire) == FINISH {
+        // Finish: run what is left anywhere (a task may queue more on any node).
+        while let Some(job) = ctx.find_work() {
+            job.run();
+        }
+    }
+    // Cancel: what is left in our deque is dropped with it (each reports Cancelled).
+    while let Some(job) = ctx.deque.pop() {
+        drop(job);
+    }
+    CURRENT.with(|c| c.set(std::ptr::null()));
+}
+
+/// Workers pinned per node. Dropping it finishes queued tasks and joins every thread
+/// (dropped on one of its own workers, it stops them without waiting for itself).
 ///
 /// On a simulated two-node machine (the workers are real threads; their simulated CPUs
 /// are their node's):
@@ -241,7 +384,7 @@ impl<B: PlacementBackend + Clone + Send + 'static> WorkerPool<B> {
             });
         }
         let topo = backend.topology();
-        let worker_nodes: NodeMask = topo
+        let worker_nodes: Vec<NodeId> = topo
             .cpu_nodes()
             .iter()
             .filter(|&n| node_cpus(&backend, n).is_ok())
@@ -249,36 +392,39 @@ impl<B: PlacementBackend + Clone + Send + 'static> WorkerPool<B> {
         if worker_nodes.is_empty() {
             return Err(NumaError::NoUsableCpu);
         }
+        let mask: NodeMask = worker_nodes.iter().copied().collect();
+        let at = |n: NodeId| worker_nodes.iter().position(|&m| m == n).unwrap_or(0);
         // The other worker nodes, nearest to `n` first.
         let by_distance = |n: NodeId| -> Vec<NodeId> {
-            let mut v: Vec<NodeId> = worker_nodes.iter().filter(|&m| m != n).collect();
+            let mut v: Vec<NodeId> = worker_nodes.iter().copied().filter(|&m| m != n).collect();
             v.sort_by_key(|&m| (topo.distance(n, m).unwrap_or(u8::MAX), m));
             v
         };
         let mut order = [NodeId::new(0); MAX_NUMNODES];
-        let mut route = BTreeMap::new();
+        let top = topo
+            .nodes()
+            .iter()
+            .map(|n| n.get() as usize + 1)
+            .max()
+            .unwrap_or(0);
+        let mut route = vec![u16::MAX; top];
         for n in topo.nodes().iter() {
-            let target = if worker_nodes.contains(n) {
+            let target = if mask.contains(n) {
                 n
             } else {
                 // A node without workers: the kernel's fallback order from it, else (a
-                // node the order does not reach) the nearest worker node. `worker_nodes`
-                // is not empty, so there is one.
+                // node the order does not reach) the nearest worker node.
                 let k = fallback_order(topo, n, &mut order);
-                match order[..k]
-                    .iter()
-                    .copied()
-                    .find(|m| worker_nodes.contains(*m))
-                {
+                match order[..k].iter().copied().find(|m| mask.contains(*m)) {
                     Some(m) => m,
                     None => by_distance(n)[0],
                 }
             };
-            route.insert(n, target);
+            route[n.get() as usize] = at(target) as u16;
         }
-        let victims = worker_nodes
+        let victims: Vec<Vec<usize>> = worker_nodes
             .iter()
-            .map(|n| {
+            .map(|&n| {
                 let mut v = by_distance(n);
                 let nearest = v.first().and_then(|&m| topo.distance(n, m));
                 match config.steal {
@@ -286,36 +432,51 @@ impl<B: PlacementBackend + Clone + Send + 'static> WorkerPool<B> {
                     Steal::Nearest => v.retain(|&m| topo.distance(n, m) == nearest),
                     Steal::Any => {}
                 }
-                (n, v)
+                v.into_iter().map(at).collect()
             })
             .collect();
-        let victims: BTreeMap<NodeId, Vec<NodeId>> = victims;
-        let mut thieves: BTreeMap<NodeId, Vec<NodeId>> =
-            worker_nodes.iter().map(|n| (n, Vec::new())).collect();
-        for (&thief, vs) in &victims {
-            for v in vs {
-                thieves.entry(*v).or_default().push(thief);
+        let mut thieves: Vec<Vec<usize>> = vec![Vec::new(); worker_nodes.len()];
+        for (thief, vs) in victims.iter().enumerate() {
+            for &v in vs {
+                thieves[v].push(thief);
             }
         }
-        for (v, ts) in thieves.iter_mut() {
-            ts.sort_by_key(|&t| (topo.distance(t, *v).unwrap_or(u8::MAX), t));
+        for (v, ts) in thieves.iter_mut().enumerate() {
+            let vid = worker_nodes[v];
+            ts.sort_by_key(|&t| (topo.distance(worker_nodes[t], vid).unwrap_or(u8::MAX), t));
         }
+        let per = config.workers_per_node;
+        let deques: Vec<Deque<Job>> = (0..worker_nodes.len() * per)
+            .map(|_| Deque::new_lifo())
+            .collect();
         let shared = Arc::new(Shared {
-            state: Mutex::new(State {
-                queues: worker_nodes
-                    .iter()
-                    .map(|n| (n, NodeQueue::default()))
-                    .collect(),
-                shutdown: None,
-            }),
-            wake: worker_nodes.iter().map(|n| (n, Condvar::new())).collect(),
-            victims,
-            thieves,
-            route,
-            stats: worker_nodes
+            nodes: worker_nodes
                 .iter()
-                .map(|n| (n, (AtomicU64::new(0), AtomicU64::new(0))))
+                .enumerate()
+                .map(|(i, &id)| Node {
+                    id,
+                    injector: Injector::new(),
+                    workers: i * per..(i + 1) * per,
+                    sleepers: CachePadded::new(AtomicUsize::new(0)),
+                    victims: victims[i].clone(),
+                    thieves: thieves[i].clone(),
+                })
                 .collect(),
+            workers: deques
+                .iter()
+                .map(|d| {
+                    CachePadded::new(Slot {
+                        stealer: d.stealer(),
+                        thread: OnceLock::new(),
+                        sleeping: AtomicBool::new(false),
+                        local: AtomicU64::new(0),
+                        stolen: AtomicU64::new(0),
+                    })
+                })
+                .collect(),
+            route,
+            shutdown: AtomicU8::new(RUNNING),
+            born: fork::generation(),
         });
         let mut pool = WorkerPool {
             backend,
@@ -323,30 +484,37 @@ impl<B: PlacementBackend + Clone + Send + 'static> WorkerPool<B> {
             threads: Vec::new(),
         };
         let (ready_tx, ready_rx) = mpsc::channel();
-        for n in worker_nodes.iter() {
+        for (index, deque) in deques.into_iter().enumerate() {
+            let node = index / per;
+            let n = worker_nodes[node];
             let cpus = node_cpus(&pool.backend, n)?;
-            for i in 0..config.workers_per_node {
-                let (shared, backend, ready) =
-                    (pool.shared.clone(), pool.backend.clone(), ready_tx.clone());
-                let spawned = thread::Builder::new()
-                    .name(format!("numaperf-n{n}-w{i}"))
-                    .spawn(move || {
-                        let pinned = backend.set_thread_affinity(&cpus);
-                        let ok = pinned.is_ok();
-                        let _ = ready.send(pinned);
-                        drop(ready); // the pool counts reports until every sender is gone
-                        if ok {
-                            worker_loop(&shared, n);
-                        }
-                    });
-                match spawned {
-                    Ok(h) => pool.threads.push(h),
-                    Err(e) => {
-                        return Err(NumaError::Os {
-                            op: "pthread_create",
-                            errno: numaperf_core::Errno::from_raw(e.raw_os_error().unwrap_or(11)), // EAGAIN
+            let (shared, backend, ready) =
+                (pool.shared.clone(), pool.backend.clone(), ready_tx.clone());
+            let spawned = thread::Builder::new()
+                .name(format!("numaperf-n{n}-w{}", index % per))
+                .spawn(move || {
+                    let _ = shared.workers[index].thread.set(thread::current());
+                    let pinned = backend.set_thread_affinity(&cpus);
+                    let ok = pinned.is_ok();
+                    drop(backend);
+                    let _ = ready.send(pinned);
+                    drop(ready); // the pool counts reports until every sender is gone
+                    if ok {
+                        worker_main(Context {
+                            shared,
+                            index,
+                            node,
+                            deque,
                         });
                     }
+                });
+            match spawned {
+                Ok(h) => pool.threads.push(h),
+                Err(e) => {
+                    return Err(NumaError::Os {
+                        op: "pthread_create",
+                        errno: numaperf_core::Errno::from_raw(e.raw_os_error().unwrap_or(11)), // EAGAIN
+                    });
                 }
             }
         }
@@ -358,86 +526,10 @@ impl<B: PlacementBackend + Clone + Send + 'static> WorkerPool<B> {
     }
 }
 
-impl Shared {
-    /// Wakes one idle worker for a task queued on `node`: one of its own, else (when all
-    /// of them are busy) one of a node allowed to steal from it, nearest first. Returns
-    /// whether anyone was woken. Called with the state locked.
-    fn wake_for(&self, st: &mut State, node: NodeId) -> bool {
-        let candidates = std::iter::once(node).chain(self.thieves[&node].iter().copied());
-        for n in candidates {
-            let q = st
-                .queues
-                .get_mut(&n)
-                .expect("every worker node has a queue");
-            if q.available() > 0 {
-                q.waking += 1;
-                self.wake[&n].notify_one();
-                return true;
-            }
-        }
-        false
-    }
-}
-
-fn worker_loop(shared: &Shared, node: NodeId) {
-    let (local, stolen) = &shared.stats[&node];
-    let mut st = lock(&shared.state);
-    loop {
-        let own = st
-            .queues
-            .get_mut(&node)
-            .expect("every worker node has a queue");
-        let job = if let Some(j) = own.jobs.pop_front() {
-            local.fetch_add(1, Ordering::Relaxed);
-            // More queued here than the wake-ups on their way will take: let an idle
-            // sibling (or, when none is left, a thief) help.
-            let q = &st.queues[&node];
-            if q.jobs.len() > q.waking {
-                shared.wake_for(&mut st, node);
-            }
-            j
-        } else if let Some(j) = shared.victims[&node]
-            .iter()
-            // Steal only from nodes whose own workers are all busy, and only jobs that
-            // no woken worker of theirs is about to take (locality first).
-            .find_map(|v| {
-                st.queues
-                    .get_mut(v)
-                    .filter(|q| q.available() == 0 && q.jobs.len() > q.waking)
-                    .and_then(|q| q.jobs.pop_front())
-            })
-        {
-            stolen.fetch_add(1, Ordering::Relaxed);
-            j
-        } else if st.shutdown.is_some() {
-            return;
-        } else {
-            st.queues.get_mut(&node).expect("queue").sleeping += 1;
-            st = shared.wake[&node]
-                .wait(st)
-                .unwrap_or_else(|e| e.into_inner());
-            let q = st.queues.get_mut(&node).expect("queue");
-            q.sleeping -= 1;
-            q.waking = q.waking.saturating_sub(1);
-            continue;
-        };
-        drop(st);
-        // The task's own panic is caught inside the job; this catches one from dropping
-        // what it left behind (a result whose handle is gone, a panic payload), so the
-        // worker lives on. Its slot is filled either way.
-        let mut ran = catch_unwind(AssertUnwindSafe(job));
-        while let Err(payload) = ran {
-            // Dropping a panic's payload may panic in turn; catch that too.
-            ran = catch_unwind(AssertUnwindSafe(move || drop(payload)));
-        }
-        st = lock(&shared.state);
-    }
-}
-
 impl<B: PlacementBackend> WorkerPool<B> {
     /// The nodes that have workers.
     pub fn worker_nodes(&self) -> NodeMask {
-        self.shared.stats.keys().copied().collect()
+        self.shared.nodes.iter().map(|n| n.id).collect()
     }
 
     /// The worker node tasks aimed at `node` run on (itself, or for a memory-only node the
@@ -446,43 +538,40 @@ impl<B: PlacementBackend> WorkerPool<B> {
     /// # Errors
     /// [`NumaError::InvalidNode`], [`NumaError::NodeNotFound`].
     pub fn route(&self, node: NodeId) -> Result<NodeId, NumaError> {
-        if !node.is_valid() {
-            return Err(NumaError::InvalidNode(node.get()));
-        }
-        self.shared
-            .route
-            .get(&node)
-            .copied()
-            .ok_or(NumaError::NodeNotFound(node))
+        Ok(self.shared.nodes[self.shared.index(node)?].id)
     }
 
-    fn push(&self, node: NodeId, job: Job) -> Result<(), NumaError> {
-        let target = self.route(node)?;
-        let mut st = lock(&self.shared.state);
-        if st.shutdown.is_some() {
-            return Err(NumaError::PoolShutDown);
-        }
-        st.queues
-            .get_mut(&target)
-            .ok_or(NumaError::NodeNotFound(target))?
-            .jobs
-            .push_back(job);
-        self.shared.wake_for(&mut st, target);
-        Ok(())
-    }
-
-    /// Runs `f` on a worker of `node` (see [`WorkerPool::route`]).
+    /// Runs `f` on a worker of `node` (see [`WorkerPool::route`]) and returns its handle.
+    /// From a worker of this pool aimed at its own node, the task goes on the worker's own
+    /// deque (its siblings may take it); elsewhere on the node's injector queue.
     ///
     /// # Errors
-    /// As [`WorkerPool::route`], and [`NumaError::PoolShutDown`].
+    /// As [`WorkerPool::route`], and [`NumaError::PoolShutDown`] (also in a child process
+    /// after `fork`, where the workers do not exist).
     pub fn spawn_on<T: Send + 'static>(
         &self,
         node: NodeId,
         f: impl FnOnce() -> T + Send + 'static,
     ) -> Result<JoinHandle<T>, NumaError> {
-        let (job, handle) = package(f);
-        self.push(node, job)?;
+        let target = self.shared.index(node)?;
+        let c = cell(f);
+        let handle = JoinHandle::new(c.clone());
+        self.shared.push(target, Job::new(c, None))?;
         Ok(handle)
+    }
+
+    /// Runs `f` on a worker of `node` without a handle (one allocation: the closure).
+    ///
+    /// # Errors
+    /// As [`WorkerPool::spawn_on`].
+    pub fn execute_on(
+        &self,
+        node: NodeId,
+        f: impl FnOnce() + Send + 'static,
+    ) -> Result<(), NumaError> {
+        let target = self.shared.index(node)?;
+        let task: Arc<dyn Task> = Arc::new(Detached::new(f));
+        self.shared.push(target, Job::new(task, None))
     }
 
     /// Runs `f` on a worker of the calling thread's node.
@@ -497,41 +586,42 @@ impl<B: PlacementBackend> WorkerPool<B> {
         self.spawn_on(here, f)
     }
 
-    /// Runs `f` with a scope whose tasks may borrow from the caller; returns after every
-    /// task spawned in it has finished (also if `f` panics). Like [`JoinHandle::join`],
-    /// not meant to be called from inside a task of the same pool.
-    pub fn scope<'env, R>(&'env self, f: impl FnOnce(&Scope<'env, B>) -> R) -> R {
+    /// Runs `f` with a scope whose tasks may borrow from the caller (and spawn more tasks
+    /// into the same scope); returns after every task spawned in it has finished (also if
+    /// `f` panics). Called on a worker of this pool, the worker runs other tasks while it
+    /// waits instead of blocking.
+    pub fn scope<'env, F, R>(&'env self, f: F) -> R
+    where
+        F: for<'scope> FnOnce(&'scope Scope<'scope, 'env, B>) -> R,
+    {
         let scope = Scope {
             pool: self,
-            pending: Arc::new((Mutex::new(0), Condvar::new())),
+            state: ScopeState::new(),
+            _scope: PhantomData,
             _env: PhantomData,
         };
-        struct WaitAll<'a>(&'a (Mutex<usize>, Condvar));
+        struct WaitAll<'a>(&'a ScopeState);
         impl Drop for WaitAll<'_> {
             fn drop(&mut self) {
-                let mut n = lock(&self.0 .0);
-                while *n > 0 {
-                    n = self.0 .1.wait(n).unwrap_or_else(|e| e.into_inner());
-                }
+                self.0.finish_body();
             }
         }
-        let _wait = WaitAll(&scope.pending);
+        let _wait = WaitAll(&scope.state);
         f(&scope)
     }
 
     /// Tasks run per worker node.
     pub fn stats(&self) -> BTreeMap<NodeId, WorkerStats> {
-        self.shared
-            .stats
+        let sh = &self.shared;
+        sh.nodes
             .iter()
-            .map(|(&n, (l, s))| {
-                (
-                    n,
-                    WorkerStats {
-                        local: l.load(Ordering::Relaxed),
-                        stolen: s.load(Ordering::Relaxed),
-                    },
-                )
+            .map(|n| {
+                let mut s = WorkerStats::default();
+                for w in n.workers.clone() {
+                    s.local += sh.workers[w].local.load(Ordering::Relaxed);
+                    s.stolen += sh.workers[w].stolen.load(Ordering::Relaxed);
+                }
+                (n.id, s)
             })
             .collect()
     }
@@ -550,23 +640,35 @@ impl<B: PlacementBackend> WorkerPool<B> {
         if self.threads.is_empty() {
             return; // already stopped (`shutdown` and then `Drop`)
         }
-        let cancelled: Vec<Job> = {
-            let mut st = lock(&self.shared.state);
-            st.shutdown = Some(how);
-            match how {
-                Shutdown::Finish => Vec::new(),
-                Shutdown::Cancel => st
-                    .queues
-                    .values_mut()
-                    .flat_map(|q| q.jobs.drain(..))
-                    .collect(),
-            }
+        let sh = &self.shared;
+        let code = match how {
+            Shutdown::Finish => FINISH,
+            Shutdown::Cancel => CANCEL,
         };
-        self.shared.wake.values().for_each(Condvar::notify_all);
-        drop(cancelled); // each handle reports `Cancelled`
+        let _ = sh
+            .shutdown
+            .compare_exchange(RUNNING, code, Ordering::SeqCst, Ordering::SeqCst);
+        if how == Shutdown::Cancel {
+            sh.drain_injectors(); // each handle reports `Cancelled`
+        }
+        if fork::generation() != sh.born {
+            // A forked child: the threads are the parent's; there is nobody to join.
+            sh.drain_injectors();
+            std::mem::forget(std::mem::take(&mut self.threads));
+            return;
+        }
+        sh.wake_all();
+        if sh.is_own_worker() {
+            // Dropped on one of our own workers: it cannot join itself. The workers stop
+            // on their own (this one once its task returns); they hold what they need.
+            self.threads.clear();
+            return;
+        }
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
+        // Anything queued after the workers left (a race with a concurrent spawn).
+        sh.drain_injectors();
     }
 }
 
@@ -576,62 +678,65 @@ impl<B: PlacementBackend> Drop for WorkerPool<B> {
     }
 }
 
-/// Spawns tasks that may borrow from the enclosing [`WorkerPool::scope`] call.
-pub struct Scope<'env, B: PlacementBackend> {
+/// Spawns tasks that may borrow from the enclosing [`WorkerPool::scope`] call. Tasks may
+/// capture the `&Scope` and spawn more.
+pub struct Scope<'scope, 'env: 'scope, B: PlacementBackend> {
     pool: &'env WorkerPool<B>,
-    pending: Arc<(Mutex<usize>, Condvar)>,
+    state: Arc<ScopeState>,
+    _scope: PhantomData<&'scope mut &'scope ()>,
     _env: PhantomData<&'env mut &'env ()>,
 }
 
-impl<'env, B: PlacementBackend> Scope<'env, B> {
+impl<'scope, 'env, B: PlacementBackend> Scope<'scope, 'env, B> {
     /// Runs `f` on a worker of `node`; `f` may borrow anything that outlives the scope.
     ///
     /// # Errors
     /// As [`WorkerPool::spawn_on`].
-    pub fn spawn_on<T: Send + 'env>(
-        &self,
+    pub fn spawn_on<T: Send + 'scope>(
+        &'scope self,
         node: NodeId,
-        f: impl FnOnce() -> T + Send + 'env,
+        f: impl FnOnce() -> T + Send + 'scope,
     ) -> Result<JoinHandle<T>, NumaError> {
-        let (job, handle) = package(f);
-        *lock(&self.pending.0) += 1;
-        let counted = CountedJob {
-            job: Some(job),
-            _count: CountDown(self.pending.clone()),
+        let target = self.pool.shared.index(node)?;
+        let c = cell(f);
+        let outcome: Arc<dyn Outcome<T> + 'scope> = c.clone();
+        // SAFETY: the handle may outlive 'scope when `T` does (a `JoinHandle<u64>`
+        // returned from the scope's body). By then the scope has waited for the task,
+        // whose run or cancel took the closure out of the cell: what the cell still holds
+        // of 'scope is an `Option<F>` that is `None`, whose drop touches nothing, and the
+        // handle only reaches the state and the result (`T`, which it names itself).
+        let outcome: Arc<dyn Outcome<T>> = unsafe {
+            std::mem::transmute::<Arc<dyn Outcome<T> + 'scope>, Arc<dyn Outcome<T>>>(outcome)
         };
-        let counted: Box<dyn FnOnce() + Send + 'env> = Box::new(move || {
-            let mut c = counted; // the whole value, so the count travels with the job
-            if let Some(job) = c.job.take() {
-                job();
-            }
-        });
-        // SAFETY: the job may borrow data of lifetime 'env. `pending` counts it down only
-        // in `CountDown::drop`, after everything it holds has been dropped, whether it ran,
-        // panicked, or was dropped unrun (cancelled, refused by `push`, or left with the
-        // pool). `WorkerPool::scope` does not return (nor unwind past its frame) until
-        // `pending` is back to 0, so nothing of 'env is touched after 'env ends. The pool
-        // cannot shut down meanwhile: `scope` holds `&self` for all of 'env.
-        let job: Job =
-            unsafe { std::mem::transmute::<Box<dyn FnOnce() + Send + 'env>, Job>(counted) };
-        self.pool.push(node, job)?;
+        let handle = JoinHandle::new(outcome);
+        self.push(target, c)?;
         Ok(handle)
     }
-}
 
-/// A scoped job and the scope's count of jobs not yet finished. Fields drop in order, and
-/// the rest still drop if one panics: the job (run or not) and all it borrowed are gone
-/// before the count goes down.
-struct CountedJob<'env> {
-    job: Option<Box<dyn FnOnce() + Send + 'env>>,
-    _count: CountDown,
-}
+    /// Runs `f` on a worker of `node` without a handle; the scope still waits for it.
+    ///
+    /// # Errors
+    /// As [`WorkerPool::spawn_on`].
+    pub fn execute_on(
+        &'scope self,
+        node: NodeId,
+        f: impl FnOnce() + Send + 'scope,
+    ) -> Result<(), NumaError> {
+        let target = self.pool.shared.index(node)?;
+        self.push(target, Arc::new(Detached::new(f)))
+    }
 
-/// Counts a scope's job down when dropped.
-struct CountDown(Arc<(Mutex<usize>, Condvar)>);
-
-impl Drop for CountDown {
-    fn drop(&mut self) {
-        *lock(&self.0 .0) -= 1;
-        self.0 .1.notify_all();
+    fn push(&self, target: usize, task: Arc<dyn Task + 'scope>) -> Result<(), NumaError> {
+        let count: ScopeCount = self.state.count();
+        // SAFETY: the task may borrow data of lifetime 'scope. The job holds the only
+        // other owner of it next to handles (whose `T: 'scope` keeps them inside 'scope)
+        // and drops it before its `ScopeCount`, whether the task ran, panicked, or was
+        // dropped unrun (cancelled, refused by `push`, left behind with the pool).
+        // `WorkerPool::scope` does not return (nor unwind past its frame) until the
+        // count is back to 0, so nothing of 'scope is touched after 'scope ends. The pool
+        // cannot be dropped meanwhile: the scope borrows it for 'env.
+        let task: Arc<dyn Task> =
+            unsafe { std::mem::transmute::<Arc<dyn Task + 'scope>, Arc<dyn Task>>(task) };
+        self.pool.shared.push(target, Job::new(task, Some(count)))
     }
 }
