@@ -493,6 +493,56 @@ impl PlacementBackend for LinuxBackend {
         }
     }
 
+    /// One thread per part, each pinned to its part's CPU (new threads, so no affinity is
+    /// restored), populating its own range with `MADV_POPULATE_WRITE`. A thread that
+    /// cannot be started leaves its part to the calling thread; a part that cannot be
+    /// pinned is populated unpinned (placement by the policy does not depend on it).
+    unsafe fn populate_parts(
+        &self,
+        m: &Mapping,
+        plan: &numaperf_core::populate::PopulatePlan,
+    ) -> Result<(), NumaError> {
+        let parts = plan.parts();
+        if parts.len() <= 1 {
+            return parts.iter().try_for_each(|&(pages, _)| {
+                // SAFETY: forwarded from this function's contract.
+                unsafe { self.prefault(m, pages, Prefault::Populate) }
+            });
+        }
+        std::thread::scope(|s| {
+            let mut left = Vec::new();
+            let mut running = Vec::with_capacity(parts.len());
+            for &(pages, cpu) in parts {
+                let spawned = std::thread::Builder::new()
+                    .name("numaperf-populate".into())
+                    .spawn_scoped(s, move || {
+                        let _ = crate::affinity::set_thread_affinity(&CpuSet::single(cpu));
+                        // SAFETY: the caller owns `m` (the trait's contract) and the plan's
+                        // parts are disjoint: this thread alone touches `pages`.
+                        unsafe { self.prefault(m, pages, Prefault::Populate) }
+                    });
+                match spawned {
+                    Ok(h) => running.push(h),
+                    Err(_) => left.push(pages),
+                }
+            }
+            let mut result = Ok(());
+            for pages in left {
+                // SAFETY: as above; no thread was started for these pages.
+                let r = unsafe { self.prefault(m, pages, Prefault::Populate) };
+                result = result.and(r);
+            }
+            for h in running {
+                let r = h.join().unwrap_or(Err(NumaError::Os {
+                    op: "madvise(MADV_POPULATE_WRITE)",
+                    errno: numaperf_core::Errno::EFAULT,
+                }));
+                result = result.and(r);
+            }
+            result
+        })
+    }
+
     fn page_locations(
         &self,
         m: &Mapping,
@@ -656,6 +706,41 @@ fn read_kernel_weights(dir: &Path, nodes: &NodeMask) -> Result<Option<KernelWeig
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_parallel_populate_places_every_page_as_one_thread_would() {
+        use numaperf_core::populate::{plan_populate, POPULATE_PARALLEL_MIN};
+        let b = LinuxBackend::new().unwrap();
+        let node = b.topology().memory_nodes().first().unwrap();
+        let policy = MemPolicy::Bind(NodeMask::single(node));
+        let opts = RegionOptions::new();
+        let (m, _) =
+            numaperf_core::create_region(&b, POPULATE_PARALLEL_MIN, &policy, &opts, Prefault::None)
+                .unwrap();
+        let eff = policy.validate(&opts, b.topology()).unwrap();
+        let caller = b.current_cpu().unwrap();
+        let plan = plan_populate(
+            b.topology(),
+            &policy,
+            &eff,
+            &opts,
+            caller,
+            m.all_pages(),
+            4096,
+        );
+        let cpus = b.topology().allowed_cpus().count();
+        assert_eq!(
+            plan.parts().len(),
+            cpus.min(2),
+            "64 MiB: at most 2 parts of 32 MiB"
+        );
+        // SAFETY: the test owns `m`; nothing refers to its memory.
+        unsafe { b.populate_parts(&m, &plan) }.unwrap();
+        let c = numaperf_core::placement(&b, &m).unwrap();
+        assert_eq!(c.on(node), m.page_count() as u64, "{c}");
+        // SAFETY: as above.
+        unsafe { b.unmap(&m) }.unwrap();
+    }
 
     #[test]
     fn unadvised_thp_is_the_system_mode_or_any_size_set_to_always() {

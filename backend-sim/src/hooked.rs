@@ -76,6 +76,15 @@ impl<B: PlacementBackend, H: CallHook> PlacementBackend for Hooked<B, H> {
         // SAFETY: as above.
         unsafe { self.inner.prefault(m, pages, how) }
     }
+    unsafe fn populate_parts(
+        &self,
+        m: &Mapping,
+        plan: &numaperf_core::populate::PopulatePlan,
+    ) -> Result<(), NumaError> {
+        self.hook.before(CallKind::Prefault)?;
+        // SAFETY: as above.
+        unsafe { self.inner.populate_parts(m, plan) }
+    }
     fn page_locations(
         &self,
         m: &Mapping,

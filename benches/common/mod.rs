@@ -127,6 +127,55 @@ pub fn raw_region(size: usize, policy: Policy, prefault: Prefault, thp: bool) {
     unsafe { mm::munmap(start as *mut _, len) }.expect("munmap");
 }
 
+/// numaperf: a region bound to node 0, populated with at most `threads` threads (0:
+/// automatic), then dropped.
+pub fn lib_populate_threads(size: usize, threads: usize) {
+    let opts = RegionOptions::new().populate_threads(threads);
+    let r =
+        NumaRegion::anon(size, Policy::Bind0.numaperf(), opts, Prefault::Populate).expect("region");
+    black_box(r.as_ptr());
+}
+
+/// The raw parallel baseline: mmap, mbind to node 0, then `MADV_POPULATE_WRITE` of
+/// `threads` equal parts from as many threads (unpinned), then munmap.
+pub fn raw_populate_split(size: usize, threads: usize) {
+    let page = rustix::param::page_size();
+    let len = size.div_ceil(page) * page;
+    // SAFETY: a fresh anonymous private mapping; nothing else refers to it.
+    let start = unsafe {
+        mm::mmap_anonymous(
+            std::ptr::null_mut(),
+            len,
+            ProtFlags::READ | ProtFlags::WRITE,
+            MapFlags::PRIVATE,
+        )
+    }
+    .expect("mmap") as usize;
+    // SAFETY: our own mapping; mbind sets its policy only.
+    unsafe { mp::mbind(start as *mut u8, len, mp::MPOL_BIND, &[1], 2, 0) }.expect("mbind");
+    let part = (len / threads).next_multiple_of(2 << 20);
+    std::thread::scope(|s| {
+        for i in 0..threads {
+            let (from, to) = ((i * part).min(len), ((i + 1) * part).min(len));
+            s.spawn(move || {
+                if to > from {
+                    // SAFETY: each thread populates its own disjoint part of our mapping.
+                    unsafe {
+                        mm::madvise(
+                            (start + from) as *mut _,
+                            to - from,
+                            Advice::LinuxPopulateWrite,
+                        )
+                    }
+                    .expect("populate");
+                }
+            });
+        }
+    });
+    // SAFETY: unmapping our own mapping, referenced by nothing.
+    unsafe { mm::munmap(start as *mut _, len) }.expect("munmap");
+}
+
 /// A populated region of `size` bytes bound to node 0 (what `placement()` is timed on).
 pub fn bound_populated(size: usize) -> NumaRegion {
     NumaRegion::anon(

@@ -9,6 +9,7 @@ use crate::error::NumaError;
 use crate::node::{CpuSet, NodeId, NodeMask, MAX_NUMNODES};
 use crate::options::{HugePages, NodeMode, Prefault, RegionOptions};
 use crate::policy::MemPolicy;
+use crate::populate::PopulatePlan;
 use crate::topology::TopologyInfo;
 use crate::weighted::KernelWeights;
 
@@ -401,6 +402,23 @@ pub trait PlacementBackend {
         how: Prefault,
     ) -> Result<(), NumaError>;
 
+    /// Populates the parts of `plan` (disjoint ranges of `m`), each from a thread running on
+    /// the part's CPU where the backend can run threads. The default populates them one
+    /// after another on the calling thread.
+    ///
+    /// # Errors
+    /// As [`PlacementBackend::prefault`]; the first part's error when several fail.
+    ///
+    /// # Safety
+    /// See the trait's safety contract, for every part.
+    unsafe fn populate_parts(&self, m: &Mapping, plan: &PopulatePlan) -> Result<(), NumaError> {
+        for &(pages, _) in plan.parts() {
+            // SAFETY: forwarded from this function's contract.
+            unsafe { self.prefault(m, pages, Prefault::Populate)? };
+        }
+        Ok(())
+    }
+
     /// Where pages `first..first + out.len()` are, without faulting them in.
     ///
     /// # Errors
@@ -533,6 +551,14 @@ macro_rules! forward_backend {
             ) -> Result<(), NumaError> {
                 // SAFETY: as above.
                 unsafe { (**self).prefault(m, pages, how) }
+            }
+            unsafe fn populate_parts(
+                &self,
+                m: &Mapping,
+                plan: &PopulatePlan,
+            ) -> Result<(), NumaError> {
+                // SAFETY: as above.
+                unsafe { (**self).populate_parts(m, plan) }
             }
             fn page_locations(
                 &self,

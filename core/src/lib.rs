@@ -24,6 +24,7 @@ pub mod node;
 pub mod options;
 pub mod parse;
 pub mod policy;
+pub mod populate;
 pub mod region;
 #[cfg(feature = "alloc")]
 pub mod sysfs;

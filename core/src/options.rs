@@ -95,6 +95,9 @@ pub struct RegionOptions {
     pub numa_balancing: bool,
     /// `set_mempolicy_home_node` (Linux 5.17): where Bind/PreferredMany allocations start.
     pub home_node: Option<NodeId>,
+    /// The most threads `Prefault::Populate` may use (0: automatic; 1: the calling thread
+    /// alone). See `numaperf_core::populate::plan_populate` for the automatic choice.
+    pub populate_threads: usize,
 }
 
 impl RegionOptions {
@@ -124,6 +127,12 @@ impl RegionOptions {
     /// `MPOL_F_RELATIVE_NODES`.
     pub fn relative_nodes(mut self) -> Self {
         self.node_mode = NodeMode::Relative;
+        self
+    }
+
+    /// At most `n` threads for `Prefault::Populate` (0: automatic; 1: single-threaded).
+    pub fn populate_threads(mut self, n: usize) -> Self {
+        self.populate_threads = n;
         self
     }
 

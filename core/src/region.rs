@@ -6,6 +6,7 @@ use crate::error::NumaError;
 use crate::node::NodeMask;
 use crate::options::{Enforcement, NodeMode, Prefault, RegionOptions};
 use crate::policy::MemPolicy;
+use crate::populate::{plan_populate, PopulatePlan, POPULATE_PARALLEL_MIN};
 use crate::topology::TopologyInfo;
 use crate::weighted::{physical_weights, WeightedChunks};
 
@@ -213,7 +214,23 @@ pub fn create_region<B: PlacementBackend + ?Sized>(
     // SAFETY: `m` was just mapped by `b` and is owned by the guard; no reference to its
     // memory exists outside this function.
     unsafe { apply_policy(b, m, policy, opts)? };
-    if prefault != Prefault::None {
+    if prefault == Prefault::Populate && bytes >= POPULATE_PARALLEL_MIN {
+        // A large populate may be spread over threads (where the caller's CPU is known).
+        let plan = match b.current_cpu() {
+            Ok(caller) => plan_populate(
+                b.topology(),
+                policy,
+                &eff,
+                opts,
+                caller,
+                m.all_pages(),
+                m.page_size(),
+            ),
+            Err(_) => PopulatePlan::single(m.all_pages(), 0),
+        };
+        // SAFETY: as above; the plan's parts are disjoint ranges of `m`.
+        unsafe { b.populate_parts(m, &plan)? };
+    } else if prefault != Prefault::None {
         // SAFETY: as above.
         unsafe { b.prefault(m, m.all_pages(), prefault)? };
     }
@@ -482,6 +499,16 @@ mod tests {
             });
             b.expect_apply_policy().returning(|_, _, _, _, _| Ok(()));
             b.expect_prefault().returning(|_, _, _| Ok(()));
+            // 64 MiB and more: a populate plan (one part here: node 0 has one CPU).
+            b.expect_current_cpu().returning(|| {
+                Ok(crate::backend::CpuLocation {
+                    cpu: 0,
+                    node: NodeId::new(0),
+                })
+            });
+            b.expect_populate_parts()
+                .withf(|_, plan| plan.parts().len() == 1)
+                .returning(|_, _| Ok(()));
             let r = create_region(
                 &b,
                 len,

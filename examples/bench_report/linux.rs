@@ -12,7 +12,7 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
-fn time(f: &mut impl FnMut()) -> Duration {
+fn time(f: &mut (impl FnMut() + ?Sized)) -> Duration {
     let t = Instant::now();
     f();
     t.elapsed()
@@ -75,6 +75,59 @@ fn row(case: &str, lib: Duration, raw: Duration, rate: Option<usize>) {
     );
 }
 
+/// Medians and spreads of several functions run in turn, `rounds` times after a warm-up.
+fn rounds_of(rounds: usize, fs: &mut [&mut dyn FnMut()]) -> Vec<(Duration, Duration, Duration)> {
+    fs.iter_mut().for_each(|f| f());
+    let mut runs = vec![Vec::new(); fs.len()];
+    for i in 0..rounds {
+        for k in 0..fs.len() {
+            // Rotate the order, so no function always runs on a warmer machine.
+            let j = (k + i) % fs.len();
+            runs[j].push(time(fs[j]));
+        }
+    }
+    runs.into_iter()
+        .map(|mut v| {
+            v.sort();
+            (v[v.len() / 2], v[0], v[v.len() - 1])
+        })
+        .collect()
+}
+
+/// Parallel populate: numaperf's automatic thread count against its single-threaded
+/// populate and a raw baseline populating the same halves from two threads.
+fn parallel_populate(quick: bool) {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let size = if quick { 256 << 20 } else { 1 << 30 };
+    let label = if quick { "256M" } else { "1G" };
+    let rounds = if quick { 5 } else { 9 };
+    let r = rounds_of(
+        rounds,
+        &mut [
+            &mut || common::lib_populate_threads(size, 0),
+            &mut || common::lib_populate_threads(size, 1),
+            &mut || common::raw_populate_split(size, cpus.min(2)),
+        ],
+    );
+    let show = |(m, lo, hi): (Duration, Duration, Duration)| {
+        format!("{} ({}..{})", fmt(m), fmt(lo), fmt(hi))
+    };
+    println!("parallel populate, {label} bind0, {cpus} CPUs, medians of {rounds} (spread):");
+    println!("  numaperf, automatic threads  {}", show(r[0]));
+    println!("  numaperf, one thread         {}", show(r[1]));
+    println!(
+        "  raw, {} threads on halves     {}",
+        cpus.min(2),
+        show(r[2])
+    );
+    let ratio = |a: Duration, b: Duration| b.as_secs_f64() / a.as_secs_f64();
+    println!(
+        "  speed vs one thread {:.2}, vs raw split {:.2}",
+        ratio(r[0].0, r[1].0),
+        ratio(r[0].0, r[2].0)
+    );
+}
+
 pub fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let sizes: Vec<_> = SIZES
@@ -127,6 +180,8 @@ pub fn main() {
             base.as_secs_f64() / lib.as_secs_f64()
         );
     }
+    println!();
+    parallel_populate(quick);
     println!();
     // placement() of a populated region, against its populate time.
     let size = if quick { 64 << 20 } else { 1 << 30 };

@@ -186,6 +186,65 @@ fn weighted_interleave_relative<B: PlacementBackend>(b: &B) -> CaseResult {
     )))
 }
 
+/// A populate large enough to be spread over threads places every page as one thread
+/// would: interleave exact by virtual page, a bind on its node, `Local` on the caller's
+/// node (the populating threads run there).
+fn parallel_populate_keeps_placement<B: PlacementBackend>(b: &B) -> CaseResult {
+    use numaperf::numa_core::policy::{interleave_index, interleave_node};
+    use numaperf::numa_core::populate::POPULATE_PARALLEL_MIN;
+    if let Some(why) = super::two_memory_nodes(b) {
+        return Ok(Outcome::Skip(why));
+    }
+    let all = memory_nodes(b);
+    let len = POPULATE_PARALLEL_MIN;
+    let r = NumaRegion::anon_in(
+        b,
+        len,
+        MemPolicy::Interleave(all),
+        Default::default(),
+        Prefault::Populate,
+    )
+    .map_err(err)?;
+    let start = r.as_ptr() as usize;
+    let found = page_nodes(&r)?;
+    if let Some(i) = (0..found.len()).find(|&i| {
+        found[i] != interleave_node(&all, interleave_index(start, start + i * PAGE, 12, 0))
+    }) {
+        return Err(format!("interleave page {i} on {:?}", found[i]));
+    }
+    let il = r.placement().map_err(err)?;
+    drop(r);
+    let last = all.last().unwrap();
+    let r = NumaRegion::anon_in(
+        b,
+        len,
+        MemPolicy::Bind(NodeMask::single(last)),
+        Default::default(),
+        Prefault::Populate,
+    )
+    .map_err(err)?;
+    let bound = all_on(&r, &NodeMask::single(last))?;
+    drop(r);
+    let here = b.current_cpu().map_err(err)?.node;
+    let local = if b.topology().memory_nodes().contains(here) {
+        let _pin = numaperf::thread::pin_to_node(b, here).map_err(err)?;
+        let r = NumaRegion::anon_in(
+            b,
+            len,
+            MemPolicy::Local,
+            Default::default(),
+            Prefault::Populate,
+        )
+        .map_err(err)?;
+        all_on(&r, &NodeMask::single(here))?
+    } else {
+        format!("(node {here} has no memory: Local part skipped)")
+    };
+    Ok(Outcome::Pass(format!(
+        "interleave {il}; bind {bound}; local {local}"
+    )))
+}
+
 /// The soundness and truth cases.
 pub fn cases<B: PlacementBackend>() -> Vec<Case<B>> {
     vec![
@@ -208,6 +267,10 @@ pub fn cases<B: PlacementBackend>() -> Vec<Case<B>> {
         Case {
             name: "weighted_interleave_relative",
             run: weighted_interleave_relative::<B>,
+        },
+        Case {
+            name: "parallel_populate_keeps_placement",
+            run: parallel_populate_keeps_placement::<B>,
         },
     ]
 }
