@@ -15,6 +15,9 @@ fn mark(what: &str, name: &str) {
 fn main() -> Result<(), numaperf::NumaError> {
     let bind0 = MemPolicy::Bind(NodeMask::single(NodeId::new(0)));
     let thp = RegionOptions::new().huge_pages(HugePages::Transparent);
+    // One populating thread: the count is the region's own calls. The parallel case adds
+    // getcpu and, per thread, std's thread start, sched_setaffinity and its madvise.
+    let one_thread = RegionOptions::new().populate_threads(1);
     let cases = [
         (
             "64K local none",
@@ -40,21 +43,28 @@ fn main() -> Result<(), numaperf::NumaError> {
         (
             "64M bind populate",
             bind0.clone(),
-            RegionOptions::new(),
+            one_thread,
             Prefault::Populate,
             64 << 20,
         ),
         (
             "64M interleave populate",
             MemPolicy::Interleave(NodeMask::single(NodeId::new(0))),
-            RegionOptions::new(),
+            one_thread,
             Prefault::Populate,
             64 << 20,
         ),
         (
             "64M bind populate THP",
             bind0.clone(),
-            thp,
+            thp.populate_threads(1),
+            Prefault::Populate,
+            64 << 20,
+        ),
+        (
+            "64M bind populate parallel",
+            bind0.clone(),
+            RegionOptions::new(),
             Prefault::Populate,
             64 << 20,
         ),

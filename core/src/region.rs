@@ -214,7 +214,8 @@ pub fn create_region<B: PlacementBackend + ?Sized>(
     // SAFETY: `m` was just mapped by `b` and is owned by the guard; no reference to its
     // memory exists outside this function.
     unsafe { apply_policy(b, m, policy, opts)? };
-    if prefault == Prefault::Populate && bytes >= POPULATE_PARALLEL_MIN {
+    let may_split = opts.populate_threads != 1 && b.topology().allowed_cpus().count() > 1;
+    if prefault == Prefault::Populate && bytes >= POPULATE_PARALLEL_MIN && may_split {
         // A large populate may be spread over threads (where the caller's CPU is known).
         let plan = match b.current_cpu() {
             Ok(caller) => plan_populate(
