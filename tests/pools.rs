@@ -62,7 +62,7 @@ fn small(max: usize, fallback: bool) -> BufferPoolConfig {
     }
 }
 
-fn buffers_sit_on_their_node<B: PlacementBackend + Clone>(b: B) {
+fn buffers_sit_on_their_node<B: PlacementBackend + Clone + 'static>(b: B) {
     let pool = BufferPool::new(b, small(8, false)).unwrap();
     for n in pool.nodes().iter() {
         let bufs: Vec<_> = (0..8).map(|_| pool.get(n).unwrap()).collect();
@@ -702,4 +702,175 @@ fn a_pool_in_a_forked_child_refuses_tasks_and_drops_quietly() {
         );
         assert_eq!(pool.spawn_on(NodeId::new(0), || 3).unwrap().join(), Ok(3));
     }
+}
+
+/// `f()` on another thread, or a failure (instead of a hung test) when it never returns.
+fn within<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || tx.send(f()));
+    rx.recv_timeout(Duration::from_secs(secs))
+        .expect("it never returned (a get that waits for nothing?)")
+}
+
+#[test]
+fn fallback_grows_the_nearest_node_within_its_cap() {
+    // Node 0 holds two buffers' worth of memory; node 1 has plenty and may make 63 more
+    // than its first. Falling back must grow node 1, not only take its free buffers.
+    let sim = Arc::new(
+        SimMachine::builder()
+            .node(1, 2 * 4096)
+            .node(1, 64 * MIB)
+            .build()
+            .unwrap(),
+    );
+    let cfg = BufferPoolConfig {
+        buffer_size: 4096,
+        initial_per_node: 1,
+        max_per_node: 64,
+        grow: true,
+        fallback: true,
+        hard: false,
+    };
+    let pool = BufferPool::new(sim, cfg).unwrap();
+    let mut held: Vec<_> = (0..10)
+        .map(|i| {
+            pool.try_get(NodeId::new(0))
+                .unwrap()
+                .unwrap_or_else(|| panic!("try_get #{i} gave None"))
+        })
+        .collect();
+    assert_eq!(
+        held.iter().filter(|b| b.home() == NodeId::new(0)).count(),
+        2
+    );
+    let p = pool.clone();
+    held.push(within(30, move || p.get(NodeId::new(0)).unwrap()));
+    assert_eq!(held.last().unwrap().home(), NodeId::new(1));
+    let s = pool.stats(NodeId::new(0)).unwrap();
+    assert_eq!((s.in_use, s.fallback_no_memory), (2, 9), "{s:?}");
+    assert_eq!(pool.stats(NodeId::new(1)).unwrap().in_use, 9);
+}
+
+#[test]
+fn get_returns_the_growth_error_when_there_is_nothing_to_wait_for() {
+    let cfg = BufferPoolConfig {
+        buffer_size: 1 << 40,
+        initial_per_node: 0,
+        max_per_node: 4,
+        grow: true,
+        fallback: true,
+        hard: false,
+    };
+    let pool = BufferPool::new(cxl(), cfg).unwrap();
+    let p = pool.clone();
+    let r = within(30, move || p.get(NodeId::new(0)).map(|_| ()));
+    assert!(
+        matches!(r, Err(NumaError::InsufficientMemory { .. })),
+        "{r:?}"
+    );
+    assert!(pool.try_get(NodeId::new(0)).unwrap().is_none());
+}
+
+#[test]
+fn max_per_node_costs_nothing_until_used() {
+    for max in [1 << 24, 1 << 40, usize::MAX] {
+        let cfg = BufferPoolConfig {
+            buffer_size: 64,
+            initial_per_node: 1,
+            max_per_node: max,
+            grow: true,
+            fallback: false,
+            hard: false,
+        };
+        let pool = BufferPool::new(cxl(), cfg).unwrap();
+        let bufs: Vec<_> = (0..100)
+            .map(|_| pool.get(NodeId::new(1)).unwrap())
+            .collect();
+        assert!(bufs
+            .iter()
+            .all(|b| b.home() == NodeId::new(1) && b.len() == 64));
+        drop(bufs);
+        let s = pool.stats(NodeId::new(1)).unwrap();
+        assert_eq!(s.in_use, 0, "max {max}: {s:?}");
+    }
+}
+
+#[test]
+fn on_nodes_names_the_node_it_cannot_use() {
+    let one = Arc::new(SimMachine::builder().node(1, 16 * MIB).build().unwrap());
+    let cfg = BufferPoolConfig {
+        initial_per_node: 0,
+        ..small(4, false)
+    };
+    let r = BufferPool::on_nodes(one.clone(), &NodeMask::single(NodeId::new(1)), cfg);
+    assert!(
+        matches!(r, Err(NumaError::NodeNotFound(n)) if n == NodeId::new(1)),
+        "{:?}",
+        r.err()
+    );
+    let r = BufferPool::on_nodes(one.clone(), &NodeMask::single(NodeId::new(5000)), cfg);
+    assert!(
+        matches!(r, Err(NumaError::InvalidNode(5000))),
+        "{:?}",
+        r.err()
+    );
+    // Node 2 of the CXL machine is memory-only, fine for buffers; an empty mask is not.
+    assert!(BufferPool::on_nodes(cxl(), &NodeMask::single(NodeId::new(2)), cfg).is_ok());
+    assert!(matches!(
+        BufferPool::on_nodes(one, &NodeMask::new(), cfg),
+        Err(NumaError::EmptyNodeMask)
+    ));
+}
+
+#[test]
+fn buffers_cached_by_a_thread_that_exits_come_back() {
+    let pool = BufferPool::new(cxl(), small(64, false)).unwrap();
+    let p = pool.clone();
+    std::thread::spawn(move || {
+        // Take and return buffers: the returns sit in this thread's cache.
+        let held: Vec<_> = (0..20).map(|_| p.get(NodeId::new(0)).unwrap()).collect();
+        drop(held);
+        let s = p.stats(NodeId::new(0)).unwrap();
+        assert_eq!((s.in_use, s.free), (0, 20), "cached buffers count as free");
+    })
+    .join()
+    .unwrap();
+    // The thread is gone: its cache went back to node 0's free list, and the main
+    // thread can take all 64 (the 20 made plus growth).
+    let all: Vec<_> = (0..64).map(|_| pool.get(NodeId::new(0)).unwrap()).collect();
+    assert!(all.iter().all(|b| b.home() == NodeId::new(0)));
+    assert_eq!(pool.stats(NodeId::new(0)).unwrap().in_use, 64);
+    assert!(pool.try_get(NodeId::new(0)).unwrap().is_none());
+}
+
+#[test]
+fn a_buffer_cached_by_an_idle_thread_serves_a_waiting_get() {
+    // A pool large enough for caches; one thread takes everything and returns it into
+    // its cache, then idles. A get on another thread must not wait for it forever.
+    let cfg = BufferPoolConfig {
+        initial_per_node: 16,
+        max_per_node: 16,
+        grow: false,
+        ..small(16, false)
+    };
+    let pool = BufferPool::on_nodes(cxl(), &NodeMask::single(NodeId::new(0)), cfg).unwrap();
+    let (idle_tx, idle_rx) = mpsc::channel::<()>();
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    let p = pool.clone();
+    let idler = std::thread::spawn(move || {
+        let held: Vec<_> = (0..16).map(|_| p.get(NodeId::new(0)).unwrap()).collect();
+        drop(held);
+        idle_tx.send(()).unwrap();
+        done_rx.recv().unwrap();
+    });
+    idle_rx.recv().unwrap();
+    let p = pool.clone();
+    let got = within(30, move || {
+        (0..16)
+            .map(|_| p.get(NodeId::new(0)).unwrap())
+            .collect::<Vec<_>>()
+    });
+    assert_eq!(got.len(), 16);
+    done_tx.send(()).unwrap();
+    idler.join().unwrap();
 }

@@ -1,14 +1,17 @@
 //! `BufferPool`: fixed-size buffers per node, carved from regions bound to that node.
-//! A `Buffer` derefs to `[u8]` and goes back to its home node's free list when dropped.
+//! A `Buffer` derefs to `[u8]` and goes back to its home node's buffers when dropped.
 
-use std::collections::BTreeMap;
 use std::fmt;
+use std::mem::ManuallyDrop;
 use std::ops::{Deref, DerefMut};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 
-use crossbeam_queue::ArrayQueue;
+use super::cache::{Entry, ThreadCache, ENTRIES};
+
+/// Most buffers one thread caches per node.
+const MAX_CACHE: usize = 32;
 
 use numaperf_core::policy::fallback_order;
 use numaperf_core::{
@@ -25,11 +28,12 @@ pub struct BufferPoolConfig {
     pub buffer_size: usize,
     /// Buffers made per node up front.
     pub initial_per_node: usize,
-    /// Most buffers a node may ever have.
+    /// Most buffers a node may ever have (costs nothing until they are made).
     pub max_per_node: usize,
     /// Make more buffers (in chunks of `initial_per_node`) when a node runs out, up to `max_per_node`.
     pub grow: bool,
-    /// When a node is out of buffers, take one from the nearest node that has one.
+    /// When a node is out of buffers (and cannot grow), take one from the nearest node
+    /// that has one or can grow one.
     pub fallback: bool,
     /// Ask for `Enforcement::Hard` regions (verified placement).
     pub hard: bool,
@@ -72,9 +76,11 @@ pub struct NodeStats {
     pub fallback_no_memory: u64,
 }
 
+/// A pool's buffers of one node.
 struct NodeBuffers<B: PlacementBackend> {
-    /// The free list: lock-free, bounded by `max_per_node`, so get/put never block.
-    free: ArrayQueue<FreeBuffer>,
+    id: NodeId,
+    /// The node's free list (behind the threads' caches); grows only as buffers are made.
+    free: Mutex<FreeList>,
     /// Held by a thread from registering as a waiter until it waits on `returned`.
     sleep: Mutex<()>,
     returned: Condvar,
@@ -82,28 +88,45 @@ struct NodeBuffers<B: PlacementBackend> {
     /// wake-up only when someone waits.
     waiters: AtomicUsize,
     regions: Mutex<Vec<NumaRegion<B>>>,
+    /// Buffers made (or reserved by a thread making them) on this node.
     made: AtomicU64,
     fallback_exhausted: AtomicU64,
     fallback_no_memory: AtomicU64,
 }
 
-/// A pointer to a buffer nobody owns (on a free list).
-struct FreeBuffer(NonNull<u8>);
+/// Pointers to buffers nobody owns.
+struct FreeList(Vec<NonNull<u8>>);
 
-// SAFETY: a FreeBuffer points into a region owned by the pool's `Shared`, which outlives
-// every free list; each buffer is on exactly one free list or owned by exactly one
-// `Buffer`, so handing the pointer to another thread (through the lock-free queue) hands
-// over sole access to those bytes. With this, `Shared` is Send and Sync by itself.
-unsafe impl Send for FreeBuffer {}
+// SAFETY: the pointers point into regions owned by the pool's `Shared`, which outlives
+// every list; each buffer is on exactly one list or cache or owned by exactly one
+// `Buffer`, so moving the pointers to another thread hands over sole access to them.
+unsafe impl Send for FreeList {}
+
+static NEXT_POOL: AtomicU64 = AtomicU64::new(1);
 
 struct Shared<B: PlacementBackend> {
+    /// Unique over the process's pools (the key of the threads' cache entries).
+    id: u64,
     backend: B,
     config: BufferPoolConfig,
     size: usize,
-    nodes: BTreeMap<NodeId, NodeBuffers<B>>,
+    /// Buffers a thread caches per node (0: no caches, for small pools).
+    cache_cap: usize,
+    nodes: Vec<NodeBuffers<B>>,
+    /// Node id -> index in `nodes` (u16::MAX: not one of the pool's).
+    index: Vec<u16>,
+    /// Every thread's caches of this pool.
+    caches: Mutex<Vec<Arc<ThreadCache>>>,
+    /// Live `BufferPool` handles; at 0, returning buffers bypass the caches.
+    handles: AtomicUsize,
 }
 
 /// Fixed-size buffers placed per node. Cheap to clone (a shared handle).
+///
+/// Each thread keeps a small cache of free buffers per node in front of the node's free
+/// list, so taking and returning a buffer on one thread touches no shared cache line;
+/// caches are flushed when their thread exits (and drained by a `get` that would wait,
+/// and by the pool's last handle), and the counters include them.
 ///
 /// On a simulated two-node machine:
 /// ```
@@ -119,7 +142,7 @@ struct Shared<B: PlacementBackend> {
 /// assert_eq!(b.home(), NodeId::new(1));
 /// // Its memory is on node 1 (the pool's regions are bound there).
 /// assert!(pool.placement(NodeId::new(1))?.nodes().iter().all(|n| n == NodeId::new(1)));
-/// drop(b); // back to node 1's free list
+/// drop(b); // back to node 1's buffers (this thread's cache of them)
 /// assert_eq!(pool.stats(NodeId::new(1))?.free, 4);
 /// # Ok::<(), numaperf::NumaError>(())
 /// ```
@@ -129,8 +152,24 @@ pub struct BufferPool<B: PlacementBackend> {
 
 impl<B: PlacementBackend> Clone for BufferPool<B> {
     fn clone(&self) -> Self {
+        self.shared.handles.fetch_add(1, Ordering::Relaxed);
         BufferPool {
             shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<B: PlacementBackend> Drop for BufferPool<B> {
+    fn drop(&mut self) {
+        if self.shared.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
+            // The last handle: give back what the threads' caches hold (their strong
+            // counts), so the pool goes once its last outstanding buffer does.
+            let caches: Vec<_> = lock(&self.shared.caches).clone();
+            for c in &caches {
+                for ni in 0..self.shared.nodes.len() {
+                    drain_cache(&self.shared, c, ni);
+                }
+            }
         }
     }
 }
@@ -139,11 +178,12 @@ impl<B: PlacementBackend> Clone for BufferPool<B> {
 pub struct Buffer<B: PlacementBackend> {
     ptr: NonNull<u8>,
     len: usize,
-    home: NodeId,
-    shared: Arc<Shared<B>>,
+    node: u16,
+    /// The buffer's own strong count of the pool (moved into a cache with the buffer).
+    shared: ManuallyDrop<Arc<Shared<B>>>,
 }
 
-// SAFETY: a Buffer is the only owner of its bytes (see `Shared`); moving it to another
+// SAFETY: a Buffer is the only owner of its bytes (see `FreeList`); moving it to another
 // thread moves that ownership, like a Box<[u8]>.
 unsafe impl<B: PlacementBackend + Send + Sync> Send for Buffer<B> {}
 // SAFETY: `&Buffer` only gives `&[u8]`.
@@ -154,14 +194,21 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Why a node could not hand out a buffer.
+enum Miss {
+    Exhausted,
+    /// Growing it failed for lack of memory (a reason to fall back).
+    NoMemory(NumaError),
+    /// Growing it failed otherwise (permission, a bad kernel answer): the caller's error.
+    Fail(NumaError),
+}
+
 impl<B: PlacementBackend> NodeBuffers<B> {
-    /// Wakes threads waiting in `get` for this node, if any (a free list push came first).
-    fn wake_waiters(&self) {
-        // No fence needed: ArrayQueue's push moves `tail` with a SeqCst compare-exchange
-        // and a waiter registers with a SeqCst fetch_add before `is_empty` loads `tail`
-        // SeqCst. In the single order of SeqCst operations either the waiter's load comes
-        // after our push (it sees the buffer) or its registration comes before our load
-        // (we see it and wake it). A fence here cost 150 ns per put under 2-thread contention.
+    /// Puts buffers on the free list and wakes waiters, if any.
+    fn give_back(&self, bufs: impl IntoIterator<Item = NonNull<u8>>) {
+        lock(&self.free).0.extend(bufs);
+        // A waiter registers before it checks the list under the same lock, so either
+        // it sees these buffers or we see it here.
         if self.waiters.load(Ordering::SeqCst) > 0 {
             // Taking `sleep` orders this after a waiter's check-then-wait.
             drop(lock(&self.sleep));
@@ -170,7 +217,113 @@ impl<B: PlacementBackend> NodeBuffers<B> {
     }
 }
 
-impl<B: PlacementBackend + Clone> BufferPool<B> {
+/// Releases `n` strong counts of `shared` that cached buffers held.
+fn release<B: PlacementBackend>(shared: &Arc<Shared<B>>, n: usize) {
+    for _ in 0..n {
+        // SAFETY: each count was taken (or moved from a Buffer) for one cached buffer
+        // that has just left the caches; `shared` itself holds one more, so this never
+        // frees the allocation under our feet.
+        unsafe { Arc::decrement_strong_count(Arc::as_ptr(shared)) };
+    }
+}
+
+/// Moves cache `c`'s buffers of node `ni` to the node's free list; how many.
+fn drain_cache<B: PlacementBackend>(shared: &Arc<Shared<B>>, c: &ThreadCache, ni: usize) -> usize {
+    let mut got = Vec::new();
+    // The owner's critical section is a few instructions: wait it out briefly.
+    for spin in 0..64 {
+        if c.nodes[ni].drain(&mut got) {
+            break;
+        }
+        if spin > 8 {
+            std::thread::yield_now();
+        }
+    }
+    let n = got.len();
+    if n > 0 {
+        shared.nodes[ni].give_back(got);
+        release(shared, n);
+    }
+    n
+}
+
+/// Thread exit: flushes this thread's caches of the pool behind `weak` (if it lives).
+///
+/// # Safety
+/// `weak` comes from `Weak::<Shared<B>>::into_raw` and is not used again.
+unsafe fn exit_flush<B: PlacementBackend>(weak: *const (), cache: &Arc<ThreadCache>) {
+    // SAFETY: the caller's contract.
+    let weak = unsafe { Weak::from_raw(weak as *const Shared<B>) };
+    if let Some(shared) = weak.upgrade() {
+        for ni in 0..shared.nodes.len() {
+            drain_cache(&shared, cache, ni);
+        }
+        lock(&shared.caches).retain(|c| !Arc::ptr_eq(c, cache));
+    }
+}
+
+/// Whether the pool behind `weak` lives.
+///
+/// # Safety
+/// `weak` comes from `Weak::<Shared<B>>::into_raw` and is still owned by its entry.
+unsafe fn is_alive<B: PlacementBackend>(weak: *const ()) -> bool {
+    // SAFETY: borrowed, not consumed: ManuallyDrop keeps the entry's weak count.
+    let weak = ManuallyDrop::new(unsafe { Weak::from_raw(weak as *const Shared<B>) });
+    weak.strong_count() > 0
+}
+
+impl<B: PlacementBackend> Shared<B> {
+    /// Runs `f` on this thread's caches of the pool, making them on first use.
+    /// `None` where thread-locals are gone (a thread's exit).
+    fn with_cache<R>(self: &Arc<Self>, f: impl FnOnce(&ThreadCache) -> R) -> Option<R>
+    where
+        B: 'static,
+    {
+        ENTRIES
+            .try_with(|entries| {
+                {
+                    let list = entries.0.try_borrow().ok()?;
+                    if let Some(e) = list.iter().find(|e| e.pool == self.id) {
+                        return Some(f(&e.cache));
+                    }
+                }
+                let cache = ThreadCache::new(self.nodes.len(), self.cache_cap);
+                lock(&self.caches).push(cache.clone());
+                let weak = Weak::into_raw(Arc::downgrade(self)) as *const ();
+                // SAFETY: `weak` is a Weak<Shared<B>> with `B: 'static`, so calling the
+                // two functions for it stays sound at any later time on this thread;
+                // the entry calls `exit_flush` once (when closed) and never after.
+                let entry = unsafe {
+                    Entry::new(self.id, cache.clone(), weak, exit_flush::<B>, is_alive::<B>)
+                };
+                let mut list = entries.0.try_borrow_mut().ok()?;
+                // Entries of pools that are gone: nothing to flush, release them.
+                let dead: Vec<Entry> = {
+                    let (dead, live) = std::mem::take(&mut *list)
+                        .into_iter()
+                        .partition(|e: &Entry| e.is_dead());
+                    *list = live;
+                    dead
+                };
+                list.push(entry);
+                drop(list);
+                dead.into_iter().for_each(Entry::close);
+                Some(f(&cache))
+            })
+            .ok()
+            .flatten()
+    }
+
+    fn node_index(&self, node: NodeId) -> Result<usize, NumaError> {
+        match self.index.get(node.get() as usize) {
+            Some(&i) if i != u16::MAX => Ok(i as usize),
+            _ if !node.is_valid() => Err(NumaError::InvalidNode(node.get())),
+            _ => Err(NumaError::NodeNotFound(node)),
+        }
+    }
+}
+
+impl<B: PlacementBackend + Clone + 'static> BufferPool<B> {
     /// A pool with buffers on every node that has memory this process may use.
     ///
     /// # Errors
@@ -178,13 +331,20 @@ impl<B: PlacementBackend + Clone> BufferPool<B> {
     pub fn new(backend: B, config: BufferPoolConfig) -> Result<Self, NumaError> {
         let topo = backend.topology();
         let nodes = topo.memory_nodes().intersection(topo.allowed_nodes());
+        if nodes.is_empty() {
+            return Err(NumaError::NoUsableNode);
+        }
         Self::on_nodes(backend, &nodes, config)
     }
 
-    /// A pool with buffers on the given nodes only.
+    /// A pool with buffers on the given nodes only. `max_per_node` costs nothing until
+    /// buffers are made: the free lists grow with them.
     ///
     /// # Errors
     /// [`NumaError::InvalidConfig`] naming the field, [`NumaError::EmptyNodeMask`],
+    /// [`NumaError::InvalidNode`] for an id beyond the node limit,
+    /// [`NumaError::NodeNotFound`] for a node that is not online,
+    /// [`NumaError::NoMemoryOnNode`], [`NumaError::NodeNotAllowed`],
     /// [`NumaError::SizeOverflow`], and the region errors of the initial buffers
     /// ([`NumaError::InsufficientMemory`], ...).
     pub fn on_nodes(
@@ -208,8 +368,23 @@ impl<B: PlacementBackend + Clone> BufferPool<B> {
                 "must be > 0 for a pool that may not grow",
             );
         }
+        if let Some(id) = nodes.out_of_range() {
+            return Err(NumaError::InvalidNode(id));
+        }
         if nodes.is_empty() {
             return Err(NumaError::EmptyNodeMask);
+        }
+        let topo = backend.topology();
+        for n in nodes.iter() {
+            if !topo.nodes().contains(n) {
+                return Err(NumaError::NodeNotFound(n));
+            }
+            if !topo.memory_nodes().contains(n) {
+                return Err(NumaError::NoMemoryOnNode(n));
+            }
+            if !topo.allowed_nodes().contains(n) {
+                return Err(NumaError::NodeNotAllowed(n));
+            }
         }
         let size =
             config
@@ -219,33 +394,45 @@ impl<B: PlacementBackend + Clone> BufferPool<B> {
                     len: config.buffer_size,
                     unit: 64,
                 })?;
-        let map = nodes
+        let top = nodes.last().map_or(0, |n| n.get() as usize + 1);
+        let mut index = vec![u16::MAX; top];
+        for (i, n) in nodes.iter().enumerate() {
+            index[n.get() as usize] = i as u16;
+        }
+        let list = nodes
             .iter()
-            .map(|node| {
-                let nb = NodeBuffers {
-                    free: ArrayQueue::new(config.max_per_node),
-                    sleep: Mutex::new(()),
-                    returned: Condvar::new(),
-                    waiters: AtomicUsize::new(0),
-                    regions: Mutex::new(Vec::new()),
-                    // The initial buffers, reserved before they are made (as in growth).
-                    made: AtomicU64::new(config.initial_per_node as u64),
-                    fallback_exhausted: AtomicU64::new(0),
-                    fallback_no_memory: AtomicU64::new(0),
-                };
-                (node, nb)
+            .map(|id| NodeBuffers {
+                id,
+                free: Mutex::new(FreeList(Vec::new())),
+                sleep: Mutex::new(()),
+                returned: Condvar::new(),
+                waiters: AtomicUsize::new(0),
+                regions: Mutex::new(Vec::new()),
+                // The initial buffers, reserved before they are made (as in growth).
+                made: AtomicU64::new(config.initial_per_node as u64),
+                fallback_exhausted: AtomicU64::new(0),
+                fallback_no_memory: AtomicU64::new(0),
             })
             .collect();
+        // A cache per thread holds at most an eighth of a node's buffers (and 32): small
+        // pools go straight to the lists, so no thread sits on buffers another needs.
+        let cap = (config.max_per_node / 8).min(MAX_CACHE);
         let shared = Arc::new(Shared {
+            id: NEXT_POOL.fetch_add(1, Ordering::Relaxed),
             backend,
             config,
             size,
-            nodes: map,
+            cache_cap: if cap >= 2 { cap } else { 0 },
+            nodes: list,
+            index,
+            caches: Mutex::new(Vec::new()),
+            handles: AtomicUsize::new(1),
         });
         let pool = BufferPool { shared };
         if config.initial_per_node > 0 {
-            for n in nodes.iter() {
-                pool.grow(n, config.initial_per_node)?;
+            for ni in 0..pool.shared.nodes.len() {
+                let made = pool.grow(ni, config.initial_per_node)?;
+                pool.shared.nodes[ni].give_back(made);
             }
         }
         Ok(pool)
@@ -263,20 +450,13 @@ impl<B: PlacementBackend + Clone> BufferPool<B> {
 
     /// The nodes the pool has buffers on.
     pub fn nodes(&self) -> NodeMask {
-        self.shared.nodes.keys().copied().collect()
+        self.shared.nodes.iter().map(|n| n.id).collect()
     }
 
-    fn node(&self, node: NodeId) -> Result<&NodeBuffers<B>, NumaError> {
-        self.shared
-            .nodes
-            .get(&node)
-            .ok_or(NumaError::NodeNotFound(node))
-    }
-
-    /// Makes `count` more buffers on `node` from one new region bound there.
-    fn grow(&self, node: NodeId, count: usize) -> Result<(), NumaError> {
-        let nb = self.node(node)?;
+    /// Makes `count` more buffers on node `ni` from one new region bound there.
+    fn grow(&self, ni: usize, count: usize) -> Result<Vec<NonNull<u8>>, NumaError> {
         let s = &self.shared;
+        let nb = &s.nodes[ni];
         let len = s.size.checked_mul(count).ok_or(NumaError::SizeOverflow {
             len: s.size,
             unit: count,
@@ -286,133 +466,236 @@ impl<B: PlacementBackend + Clone> BufferPool<B> {
         let mut region = NumaRegion::anon_in(
             s.backend.clone(),
             len,
-            MemPolicy::Bind(NodeMask::single(node)),
+            MemPolicy::Bind(NodeMask::single(nb.id)),
             opts,
             Prefault::Populate,
         )?;
         let base = region.as_mut_ptr();
         // Keep the region first: the pool owns it until the last Buffer is gone.
         lock(&nb.regions).push(region);
-        for i in 0..count {
+        Ok((0..count)
             // SAFETY: `i * size < len`, inside the region just kept.
-            let ptr = unsafe { NonNull::new_unchecked(base.add(i * s.size)) };
-            // `count` was reserved in `made`, which never passes max_per_node = capacity.
-            let pushed = nb.free.push(FreeBuffer(ptr));
-            debug_assert!(pushed.is_ok(), "free list over capacity");
-        }
-        nb.wake_waiters();
-        Ok(())
+            .map(|i| unsafe { NonNull::new_unchecked(base.add(i * s.size)) })
+            .collect())
     }
 
-    /// Pops a free buffer of `node` (whose lists are `nb`), growing it if allowed; else
-    /// why not. Growth failing for lack of memory is a reason to fall back; any other
-    /// failure (permission, a bad kernel answer) is the caller's error.
-    fn take(
-        &self,
-        nb: &NodeBuffers<B>,
-        node: NodeId,
-    ) -> Result<Buffer<B>, Result<FallbackReason, NumaError>> {
-        loop {
-            if let Some(FreeBuffer(ptr)) = nb.free.pop() {
-                return Ok(self.wrap(ptr, node));
+    /// Grows node `ni` by a chunk within `max_per_node`: one buffer for the caller, the
+    /// rest on the free list.
+    fn grow_one(&self, ni: usize) -> Result<Option<Buffer<B>>, Miss> {
+        let s = &self.shared;
+        let cfg = &s.config;
+        if !cfg.grow {
+            return Err(Miss::Exhausted);
+        }
+        let nb = &s.nodes[ni];
+        // At least a page's worth of small buffers per region.
+        let step = cfg.initial_per_node.max(4096 / s.size).max(1) as u64;
+        // Reserve the chunk first, so concurrent growers never pass max_per_node.
+        let reserve = nb
+            .made
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |made| {
+                let room = (cfg.max_per_node as u64).saturating_sub(made);
+                (room > 0).then(|| made + room.min(step))
+            });
+        let Ok(before) = reserve else {
+            return Err(Miss::Exhausted);
+        };
+        let chunk = (cfg.max_per_node as u64 - before).min(step);
+        match self.grow(ni, chunk as usize) {
+            Ok(mut made) => {
+                let first = made.pop();
+                nb.give_back(made);
+                Ok(first.map(|p| self.wrap(p, ni)))
             }
-            let cfg = &self.shared.config;
-            if !cfg.grow {
-                return Err(Ok(FallbackReason::Exhausted));
-            }
-            // Reserve the chunk first, so concurrent growers never pass max_per_node.
-            let reserve = nb
-                .made
-                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |made| {
-                    let room = (cfg.max_per_node as u64).saturating_sub(made);
-                    (room > 0).then(|| made + room.min(cfg.initial_per_node.max(1) as u64))
-                });
-            let Ok(before) = reserve else {
-                return Err(Ok(FallbackReason::Exhausted));
-            };
-            let chunk = (cfg.max_per_node as u64 - before).min(cfg.initial_per_node.max(1) as u64);
-            if let Err(e) = self.grow(node, chunk as usize) {
+            Err(e) => {
                 nb.made.fetch_sub(chunk, Ordering::AcqRel);
-                return Err(match e {
+                match e {
                     NumaError::InsufficientMemory { .. }
                     | NumaError::NoMemoryOnNode(_)
                     | NumaError::PlacementViolated { .. }
+                    | NumaError::SizeOverflow { .. }
                     | NumaError::Os {
                         errno: numaperf_core::Errno::ENOMEM,
                         ..
-                    } => Ok(FallbackReason::NoMemory),
-                    other => Err(other),
-                });
+                    } => Err(Miss::NoMemory(e)),
+                    other => Err(Miss::Fail(other)),
+                }
             }
         }
     }
 
-    fn wrap(&self, ptr: NonNull<u8>, home: NodeId) -> Buffer<B> {
+    /// A buffer of node `ni`: this thread's cache (refilled in bulk from the free
+    /// list), the free list, growth, then other threads' caches; else why not.
+    fn take(&self, ni: usize) -> Result<Buffer<B>, Miss> {
+        if let Some(b) = self.take_listed(ni) {
+            return Ok(b);
+        }
+        let miss = match self.grow_one(ni) {
+            Ok(Some(b)) => return Ok(b),
+            Ok(None) => Miss::Exhausted,
+            Err(Miss::Fail(e)) => return Err(Miss::Fail(e)),
+            Err(m) => m,
+        };
+        let s = &self.shared;
+        if s.cache_cap > 0 {
+            let caches: Vec<_> = lock(&s.caches).clone();
+            if caches.iter().map(|c| drain_cache(s, c, ni)).sum::<usize>() > 0 {
+                if let Some(b) = self.take_listed(ni) {
+                    return Ok(b);
+                }
+            }
+        }
+        Err(miss)
+    }
+
+    /// From this thread's cache or the free list, without growing.
+    fn take_listed(&self, ni: usize) -> Option<Buffer<B>> {
+        let s = &self.shared;
+        let nb = &s.nodes[ni];
+        if s.cache_cap == 0 {
+            return lock(&nb.free).0.pop().map(|p| self.wrap(p, ni));
+        }
+        let batch = s.cache_cap / 2;
+        let got = s.with_cache(|c| {
+            let cache = &c.nodes[ni];
+            if let Some(Some(p)) = cache.owner(|v| v.pop()) {
+                return Some(Ok(p));
+            }
+            // Refill in bulk: one for the caller, the rest into the cache.
+            let mut free = lock(&nb.free);
+            let p = free.0.pop()?;
+            let k = batch.min(free.0.len());
+            let from = free.0.len() - k;
+            let moved = cache.owner(|v| {
+                v.extend(free.0.drain(from..));
+            });
+            drop(free);
+            Some(Err((p, if moved.is_some() { k } else { 0 })))
+        });
+        let p = match got {
+            Some(Some(Ok(p))) => {
+                // The cache held one strong count for this buffer: it moves to the Buffer.
+                return Some(Buffer {
+                    ptr: p,
+                    len: s.size,
+                    node: ni as u16,
+                    // SAFETY: the count came with the buffer out of the cache.
+                    shared: ManuallyDrop::new(unsafe { Arc::from_raw(Arc::as_ptr(s)) }),
+                });
+            }
+            Some(Some(Err((p, cached)))) => {
+                for _ in 0..cached {
+                    // SAFETY: `s` is a live Arc; one count per buffer now cached.
+                    unsafe { Arc::increment_strong_count(Arc::as_ptr(s)) };
+                }
+                p
+            }
+            Some(None) => return None,
+            // No thread-locals here: the list alone.
+            None => lock(&nb.free).0.pop()?,
+        };
+        Some(self.wrap(p, ni))
+    }
+
+    fn wrap(&self, ptr: NonNull<u8>, ni: usize) -> Buffer<B> {
         Buffer {
             ptr,
             len: self.shared.size,
-            home,
-            shared: self.shared.clone(),
+            node: ni as u16,
+            shared: ManuallyDrop::new(self.shared.clone()),
         }
     }
 
-    /// A buffer from `node` without waiting: from the node itself, else (with fallback)
-    /// the nearest node that has one; `Ok(None)` when there is none anywhere allowed.
+    /// A buffer from `node` without waiting: from the node itself (growing it within
+    /// `max_per_node` if allowed), else (with fallback) from the nearest node that has
+    /// one or can grow one, as the kernel falls back to the nearest node with free memory;
+    /// `Ok(None)` when there is none anywhere allowed.
     ///
     /// # Errors
     /// [`NumaError::NodeNotFound`] for a node the pool does not have, and the region errors
-    /// of growing it.
+    /// of growing it other than lack of memory.
     pub fn try_get(&self, node: NodeId) -> Result<Option<Buffer<B>>, NumaError> {
-        self.try_get_from(self.node(node)?, node)
+        let ni = self.shared.node_index(node)?;
+        match self.try_get_at(ni) {
+            Ok(b) => Ok(Some(b)),
+            Err(Miss::Fail(e)) => Err(e),
+            Err(_) => Ok(None),
+        }
     }
 
-    fn try_get_from(
-        &self,
-        nb: &NodeBuffers<B>,
-        node: NodeId,
-    ) -> Result<Option<Buffer<B>>, NumaError> {
-        let reason = match self.take(nb, node) {
-            Ok(b) => return Ok(Some(b)),
-            Err(r) => r?,
+    /// As `try_get`, with the reason (and the growth error) when there is none.
+    fn try_get_at(&self, ni: usize) -> Result<Buffer<B>, Miss> {
+        let s = &self.shared;
+        let miss = match self.take(ni) {
+            Ok(b) => return Ok(b),
+            Err(Miss::Fail(e)) => return Err(Miss::Fail(e)),
+            Err(m) => m,
         };
-        if !self.shared.config.fallback {
-            return Ok(None);
+        if !s.config.fallback || s.nodes.len() == 1 {
+            return Err(miss);
         }
+        let nb = &s.nodes[ni];
         let mut order = [NodeId::new(0); MAX_NUMNODES];
-        let k = fallback_order(self.shared.backend.topology(), node, &mut order);
-        for &other in order[..k]
+        let k = fallback_order(s.backend.topology(), nb.id, &mut order);
+        let others = order[..k]
             .iter()
-            .filter(|&&o| o != node && self.shared.nodes.contains_key(&o))
-        {
-            if let Some(FreeBuffer(ptr)) = self.node(other)?.free.pop() {
-                let counter = match reason {
-                    FallbackReason::Exhausted => &nb.fallback_exhausted,
-                    FallbackReason::NoMemory => &nb.fallback_no_memory,
-                };
-                counter.fetch_add(1, Ordering::Relaxed);
-                return Ok(Some(self.wrap(ptr, other)));
+            .filter(|&&o| o != nb.id)
+            .filter_map(|&o| s.node_index(o).ok());
+        for other in others {
+            match self.take(other) {
+                Ok(b) => {
+                    let counter = match miss {
+                        Miss::NoMemory(_) => &nb.fallback_no_memory,
+                        _ => &nb.fallback_exhausted,
+                    };
+                    counter.fetch_add(1, Ordering::Relaxed);
+                    return Ok(b);
+                }
+                Err(Miss::Fail(e)) => return Err(Miss::Fail(e)),
+                Err(_) => {}
             }
         }
-        Ok(None)
+        Err(miss)
     }
 
-    /// A buffer from `node`, waiting for one to be returned if every buffer is in use.
+    /// A buffer from `node` (or, with fallback, a nearby node), waiting for one to be
+    /// returned if every buffer that may exist is in use.
     ///
     /// # Errors
-    /// As [`BufferPool::try_get`], and [`NumaError::InsufficientMemory`] when nothing can be
-    /// had.
+    /// As [`BufferPool::try_get`], and the growth error ([`NumaError::InsufficientMemory`],
+    /// ...) when there is nothing to wait for: no buffer exists that could come back.
     pub fn get(&self, node: NodeId) -> Result<Buffer<B>, NumaError> {
-        let nb = self.node(node)?;
+        let s = &self.shared;
+        let ni = s.node_index(node)?;
+        let nb = &s.nodes[ni];
         loop {
-            if let Some(b) = self.try_get_from(nb, node)? {
-                return Ok(b);
+            let miss = match self.try_get_at(ni) {
+                Ok(b) => return Ok(b),
+                Err(Miss::Fail(e)) => return Err(e),
+                Err(m) => m,
+            };
+            if let Miss::NoMemory(e) = miss {
+                let could_return = |n: &NodeBuffers<B>| n.made.load(Ordering::Acquire) > 0;
+                let nothing = if s.config.fallback {
+                    !s.nodes.iter().any(could_return)
+                } else {
+                    !could_return(nb)
+                };
+                if nothing {
+                    return Err(e);
+                }
             }
-            // Register, then re-check: a buffer returned after the check sees the
-            // registration (both SeqCst) and wakes us once we wait (it takes `sleep` first).
-            // The timeout covers buffers freed on fallback nodes, which do not wake us.
+            // Register, then re-check under the list's lock: a buffer returned after the
+            // check sees the registration and wakes us once we wait (it takes `sleep`
+            // first). The timeout covers buffers freed on fallback nodes, which do not
+            // wake us.
             let guard = lock(&nb.sleep);
             nb.waiters.fetch_add(1, Ordering::SeqCst);
-            if nb.free.is_empty() {
+            let caches: Vec<_> = lock(&s.caches).clone();
+            for c in &caches {
+                drain_cache(s, c, ni);
+            }
+            if lock(&nb.free).0.is_empty() {
                 drop(
                     nb.returned
                         .wait_timeout(guard, std::time::Duration::from_millis(50)),
@@ -427,29 +710,33 @@ impl<B: PlacementBackend + Clone> BufferPool<B> {
     /// # Errors
     /// As [`BufferPool::get`], and the backend's `getcpu` error.
     pub fn get_local(&self) -> Result<Buffer<B>, NumaError> {
-        let here = self.shared.backend.current_cpu()?.node;
-        if self.shared.nodes.contains_key(&here) {
+        let s = &self.shared;
+        let here = s.backend.current_cpu()?.node;
+        if s.node_index(here).is_ok() {
             return self.get(here);
         }
         let mut order = [NodeId::new(0); MAX_NUMNODES];
-        let k = fallback_order(self.shared.backend.topology(), here, &mut order);
+        let k = fallback_order(s.backend.topology(), here, &mut order);
         let near = order[..k]
             .iter()
             .copied()
-            .find(|n| self.shared.nodes.contains_key(n));
+            .find(|&n| s.node_index(n).is_ok());
         self.get(
-            near.or_else(|| self.shared.nodes.keys().next().copied())
+            near.or_else(|| s.nodes.first().map(|n| n.id))
                 .ok_or(NumaError::NoUsableNode)?,
         )
     }
 
-    /// Counters of one node.
+    /// Counters of one node (exact: the threads' caches are counted as free).
     ///
     /// # Errors
     /// [`NumaError::NodeNotFound`] for a node the pool does not have.
     pub fn stats(&self, node: NodeId) -> Result<NodeStats, NumaError> {
-        let nb = self.node(node)?;
-        let free = nb.free.len() as u64;
+        let s = &self.shared;
+        let ni = s.node_index(node)?;
+        let nb = &s.nodes[ni];
+        let cached: usize = lock(&s.caches).iter().map(|c| c.nodes[ni].len()).sum();
+        let free = (lock(&nb.free).0.len() + cached) as u64;
         Ok(NodeStats {
             in_use: nb.made.load(Ordering::Relaxed).saturating_sub(free),
             free,
@@ -462,8 +749,8 @@ impl<B: PlacementBackend + Clone> BufferPool<B> {
     pub fn all_stats(&self) -> Vec<(NodeId, NodeStats)> {
         self.shared
             .nodes
-            .keys()
-            .filter_map(|&n| Some((n, self.stats(n).ok()?)))
+            .iter()
+            .filter_map(|n| Some((n.id, self.stats(n.id).ok()?)))
             .collect()
     }
 
@@ -472,9 +759,9 @@ impl<B: PlacementBackend + Clone> BufferPool<B> {
     /// # Errors
     /// [`NumaError::NodeNotFound`], and the backend's query errors.
     pub fn placement(&self, node: NodeId) -> Result<numaperf_core::PageCounts, NumaError> {
-        let nb = self.node(node)?;
+        let ni = self.shared.node_index(node)?;
         let mut total = numaperf_core::PageCounts::new();
-        for r in lock(&nb.regions).iter() {
+        for r in lock(&self.shared.nodes[ni].regions).iter() {
             total.merge(&r.placement()?);
         }
         Ok(total)
@@ -482,9 +769,9 @@ impl<B: PlacementBackend + Clone> BufferPool<B> {
 }
 
 impl<B: PlacementBackend> Buffer<B> {
-    /// The node whose free list this buffer returns to.
+    /// The node whose buffers this one returns to.
     pub fn home(&self) -> NodeId {
-        self.home
+        self.shared.nodes[self.node as usize].id
     }
 }
 
@@ -506,20 +793,81 @@ impl<B: PlacementBackend> DerefMut for Buffer<B> {
 
 impl<B: PlacementBackend> Drop for Buffer<B> {
     fn drop(&mut self) {
-        if let Some(nb) = self.shared.nodes.get(&self.home) {
-            // Cannot be full: at most max_per_node buffers exist per node, and this one
-            // was not on the list.
-            let pushed = nb.free.push(FreeBuffer(self.ptr));
-            debug_assert!(pushed.is_ok(), "free list over capacity");
-            nb.wake_waiters();
+        // SAFETY: taken once, here; `self.shared` is not used again.
+        let shared = unsafe { ManuallyDrop::take(&mut self.shared) };
+        let (ptr, ni) = (self.ptr, self.node as usize);
+        let nb = &shared.nodes[ni];
+        let cap = shared.cache_cap;
+        if cap > 0 && shared.handles.load(Ordering::Relaxed) > 0 {
+            let outcome = cache_put(&shared, ptr, ni, cap);
+            if let Some(spilled) = outcome {
+                // The cache held one strong count per buffer and now holds `spilled`
+                // fewer buffers (this one included): give back as many counts, ours last.
+                if spilled == 0 {
+                    std::mem::forget(shared); // this buffer's count stays with it
+                } else {
+                    release(&shared, spilled - 1);
+                    drop(shared);
+                }
+                return;
+            }
         }
+        nb.give_back([ptr]);
+        drop(shared);
     }
+}
+
+/// Puts a returning buffer in this thread's cache: how many cached buffers went to the
+/// free list to make room (or because a thread waits for them); `None` when the cache
+/// could not take it (a thief inside, no thread-locals).
+fn cache_put<B: PlacementBackend>(
+    shared: &Arc<Shared<B>>,
+    ptr: NonNull<u8>,
+    ni: usize,
+    cap: usize,
+) -> Option<usize> {
+    let nb = &shared.nodes[ni];
+    let with = |c: &ThreadCache| {
+        c.nodes[ni].owner(|v| {
+            v.push(ptr);
+            if nb.waiters.load(Ordering::SeqCst) > 0 {
+                // Someone waits: everything goes to the free list (and wakes it).
+                let n = v.len();
+                nb.give_back(v.drain(..));
+                return n;
+            }
+            if v.len() > cap {
+                let n = cap / 2;
+                nb.give_back(v.drain(..n));
+                return n;
+            }
+            0
+        })
+    };
+    with_cache_dyn(shared, &with).flatten()
+}
+
+/// `Shared::with_cache` where the `'static` bound on the backend cannot be named (in
+/// `Drop`): a pool only exists with a `'static` backend, see `BufferPool::on_nodes`.
+fn with_cache_dyn<B: PlacementBackend, R>(
+    shared: &Arc<Shared<B>>,
+    f: &dyn Fn(&ThreadCache) -> R,
+) -> Option<R> {
+    ENTRIES
+        .try_with(|entries| {
+            let list = entries.0.try_borrow().ok()?;
+            list.iter()
+                .find(|e| e.pool == shared.id)
+                .map(|e| f(&e.cache))
+        })
+        .ok()
+        .flatten()
 }
 
 impl<B: PlacementBackend> fmt::Debug for Buffer<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Buffer")
-            .field("home", &self.home)
+            .field("home", &self.home())
             .field("len", &self.len)
             .finish()
     }

@@ -2,6 +2,7 @@
 //! Both are generic over the backend, so they run on the simulator as on the kernel.
 
 mod buffer;
+mod cache;
 mod fork;
 mod task;
 mod worker;
