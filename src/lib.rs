@@ -21,9 +21,13 @@
 
 pub mod pool;
 mod region;
+mod sharded;
 pub mod thread;
 mod topology;
 
+/// Pads and aligns a value to the cache line (128 bytes on x86_64, aarch64 and powerpc64):
+/// crossbeam-utils' type, re-exported.
+pub use crossbeam_utils::CachePadded;
 pub use numaperf_core::{
     CpuLocation, CpuSet, Enforcement, Errno, FileProblem, HugePages, KernelWeights, Mapping,
     MappingInfo, MemPolicy, NodeId, NodeMask, NodeMode, NodeWeights, NumaError, OptionConflict,
@@ -35,6 +39,7 @@ pub use numaperf_linux::LinuxBackend;
 pub use numaperf_portable::PortableBackend;
 pub use pool::{Buffer, BufferPool, BufferPoolConfig, WorkerPool, WorkerPoolConfig};
 pub use region::NumaRegion;
+pub use sharded::{NumaSharded, ShardMemory, ShardedCounter};
 pub use topology::{NumaNode, Topology};
 
 /// The `no_std` core crate (`numaperf-core`): parsers and pure policy logic. Named so
