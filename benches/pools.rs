@@ -1,19 +1,31 @@
-//! Buffer pool get/put latency, single-threaded and with two threads contending for the
-//! same node, against `crossbeam_queue::ArrayQueue` holding the same buffers (the
-//! baseline: a lock-free bounded queue of pointers, no placement, no RAII).
+//! Pool benchmarks, each beside its baseline or peer, and a ratio report at the end
+//! (medians of alternating rounds after a warm-up round, with their spread):
+//! - buffer get+put, one thread and two contending, against `crossbeam_queue::ArrayQueue`
+//!   holding the same buffers (a lock-free bounded queue of pointers, no placement, no RAII);
+//! - 200k tiny tasks in a scope against rayon's `scope` + `spawn`;
+//! - spawn->join round trip (p99) against rayon (`spawn` + a channel) and the published
+//!   numaperf 0.1.0 executor (`submit_to_node` + a channel);
+//! - fire-and-forget submit throughput to node 0 against that executor's `submit_to_node`.
+//!
+//! `cargo bench --bench pools -- --quick` runs everything briefly.
 
 use std::hint::black_box;
 use std::ptr::NonNull;
-use std::sync::{Arc, Barrier};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::Criterion;
 use crossbeam_queue::ArrayQueue;
-use numaperf::pool::BufferPoolConfig;
-use numaperf::{BufferPool, DefaultBackend, MemPolicy, NodeId, NodeMask, NumaRegion, Prefault};
+use numaperf::pool::{BufferPoolConfig, Steal, WorkerPoolConfig};
+use numaperf::{
+    BufferPool, DefaultBackend, MemPolicy, NodeId, NodeMask, NumaRegion, Prefault, WorkerPool,
+};
 
 const BUF: usize = 4096;
 const COUNT: usize = 64;
+const TASKS: usize = 200_000;
+const WORKERS: usize = 2;
 
 fn pool() -> BufferPool<DefaultBackend> {
     let config = BufferPoolConfig {
@@ -24,7 +36,7 @@ fn pool() -> BufferPool<DefaultBackend> {
         fallback: false,
         hard: false,
     };
-    let b = DefaultBackend::shared().expect("the Linux backend");
+    let b = DefaultBackend::shared().expect("the default backend");
     BufferPool::on_nodes(b, &NodeMask::single(NodeId::new(0)), config).expect("a pool on node 0")
 }
 
@@ -82,8 +94,131 @@ fn two_threads(iters: u64, op: impl Fn() + Send + Sync + 'static) -> Duration {
         .unwrap_or_default()
 }
 
-fn get_put(c: &mut Criterion) {
-    let node = NodeId::new(0);
+/// Everything the worker benchmarks run on: our pool, rayon's, the peer's executor.
+struct Runners {
+    ours: WorkerPool<DefaultBackend>,
+    rayon: rayon::ThreadPool,
+    peer: Option<numaperf_skelf::NumaExecutor>,
+}
+
+fn runners() -> Runners {
+    let b = DefaultBackend::shared().expect("the default backend");
+    let config = WorkerPoolConfig {
+        workers_per_node: WORKERS,
+        steal: Steal::Nearest,
+    };
+    let peer = numaperf_skelf::Topology::discover().ok().and_then(|t| {
+        numaperf_skelf::NumaExecutor::builder(Arc::new(t))
+            .workers_per_node(WORKERS)
+            .build()
+            .ok()
+    });
+    Runners {
+        ours: WorkerPool::new(b, config).expect("a worker pool"),
+        rayon: rayon::ThreadPoolBuilder::new()
+            .num_threads(WORKERS)
+            .build()
+            .expect("a rayon pool"),
+        peer,
+    }
+}
+
+const N0: NodeId = NodeId::new(0);
+
+fn scope_ours(r: &Runners, n: usize) -> Duration {
+    let t = Instant::now();
+    r.ours.scope(|s| {
+        for i in 0..n {
+            s.execute_on(N0, move || {
+                black_box(i);
+            })
+            .expect("spawn");
+        }
+    });
+    t.elapsed()
+}
+
+fn scope_rayon(r: &Runners, n: usize) -> Duration {
+    let t = Instant::now();
+    r.rayon.scope(|s| {
+        for i in 0..n {
+            s.spawn(move |_| {
+                black_box(i);
+            });
+        }
+    });
+    t.elapsed()
+}
+
+fn trip_ours(r: &Runners) -> Duration {
+    let t = Instant::now();
+    let h = r.ours.spawn_on(N0, || black_box(1u64)).expect("spawn");
+    black_box(h.join().expect("join"));
+    t.elapsed()
+}
+
+fn trip_rayon(r: &Runners) -> Duration {
+    let (tx, rx) = mpsc::sync_channel(1);
+    let t = Instant::now();
+    r.rayon.spawn(move || {
+        let _ = tx.send(black_box(1u64));
+    });
+    black_box(rx.recv().expect("recv"));
+    t.elapsed()
+}
+
+fn trip_peer(r: &Runners) -> Option<Duration> {
+    let peer = r.peer.as_ref()?;
+    let (tx, rx) = mpsc::sync_channel(1);
+    let t = Instant::now();
+    peer.submit_to_node(numaperf_skelf::NodeId::new(0), move || {
+        let _ = tx.send(black_box(1u64));
+    });
+    black_box(rx.recv().expect("recv"));
+    Some(t.elapsed())
+}
+
+/// `n` fire-and-forget tasks to node 0, timed until the last has run.
+fn submit_ours(r: &Runners, n: u64) -> Duration {
+    let done = Arc::new(AtomicU64::new(0));
+    let t = Instant::now();
+    for _ in 0..n {
+        let d = done.clone();
+        r.ours
+            .execute_on(N0, move || {
+                d.fetch_add(1, Ordering::Relaxed);
+            })
+            .expect("spawn");
+    }
+    while done.load(Ordering::Relaxed) < n {
+        std::thread::yield_now();
+    }
+    t.elapsed()
+}
+
+fn submit_peer(r: &Runners, n: u64) -> Option<Duration> {
+    let peer = r.peer.as_ref()?;
+    let done = Arc::new(AtomicU64::new(0));
+    let t = Instant::now();
+    for _ in 0..n {
+        let d = done.clone();
+        peer.submit_to_node(numaperf_skelf::NodeId::new(0), move || {
+            d.fetch_add(1, Ordering::Relaxed);
+        });
+    }
+    while done.load(Ordering::Relaxed) < n {
+        std::thread::yield_now();
+    }
+    Some(t.elapsed())
+}
+
+fn p99(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[(v.len() * 99 / 100).min(v.len() - 1)]
+}
+
+fn criterion_benches(c: &mut Criterion, r: &Runners) {
+    let node = N0;
     let mut g = c.benchmark_group("buffer get+put");
     let p = pool();
     g.bench_function("1 thread/pool", |b| {
@@ -114,11 +249,196 @@ fn get_put(c: &mut Criterion) {
         })
     });
     g.finish();
+
+    let mut g = c.benchmark_group("200k tiny tasks in a scope");
+    g.sample_size(10);
+    g.bench_function("numaperf", |b| {
+        b.iter_custom(|iters| (0..iters).map(|_| scope_ours(r, TASKS)).sum())
+    });
+    g.bench_function("rayon", |b| {
+        b.iter_custom(|iters| (0..iters).map(|_| scope_rayon(r, TASKS)).sum())
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("spawn->join round trip");
+    g.bench_function("numaperf", |b| {
+        b.iter_custom(|iters| (0..iters).map(|_| trip_ours(r)).sum())
+    });
+    g.bench_function("rayon", |b| {
+        b.iter_custom(|iters| (0..iters).map(|_| trip_rayon(r)).sum())
+    });
+    if r.peer.is_some() {
+        g.bench_function("numaperf 0.1.0", |b| {
+            b.iter_custom(|iters| (0..iters).filter_map(|_| trip_peer(r)).sum())
+        });
+    }
+    g.finish();
 }
 
-criterion_group! {
-    name = benches;
-    config = Criterion::default().warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2));
-    targets = get_put
+/// Median and range of a sample.
+fn spread(mut v: Vec<f64>) -> (f64, f64, f64) {
+    v.sort_by(|a, b| a.total_cmp(b));
+    (v[v.len() / 2], v[0], v[v.len() - 1])
 }
-criterion_main!(benches);
+
+/// Prints one comparison: ns per op of ours and theirs per round, and the speed ratio
+/// (theirs / ours time; above 1 means we are faster).
+fn report(name: &str, target: &str, ours: Vec<f64>, theirs: Vec<f64>, unit: &str) {
+    let ratios: Vec<f64> = ours.iter().zip(&theirs).map(|(o, t)| t / o).collect();
+    let (om, olo, ohi) = spread(ours);
+    let (tm, tlo, thi) = spread(theirs);
+    let (rm, rlo, rhi) = spread(ratios);
+    println!(
+        "{name:<44} ours {om:>9.1} {unit} [{olo:.1}..{ohi:.1}]  theirs {tm:>9.1} {unit} [{tlo:.1}..{thi:.1}]  \
+         speed ratio {rm:.2}x [{rlo:.2}..{rhi:.2}] (target {target})"
+    );
+}
+
+fn ratio_report(r: &Runners, rounds: usize, quick: bool) {
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!(
+        "\n== pools: ratios, median of {rounds} alternating rounds after a warm-up [min..max]; load {}",
+        load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+    );
+    let iters: u64 = if quick { 200_000 } else { 2_000_000 };
+    let p = pool();
+    let q = baseline();
+    let (mut a, mut b, mut c, mut d) = (vec![], vec![], vec![], vec![]);
+    for round in 0..=rounds {
+        let t = Instant::now();
+        for _ in 0..iters {
+            drop(black_box(p.get(N0).expect("a buffer")));
+        }
+        let pool1 = t.elapsed().as_nanos() as f64 / iters as f64;
+        let t = Instant::now();
+        for _ in 0..iters {
+            let x = q.queue.pop().expect("a buffer");
+            let _ = q.queue.push(Ptr(black_box(x.0)));
+        }
+        let queue1 = t.elapsed().as_nanos() as f64 / iters as f64;
+        let pp = p.clone();
+        let pool2 = two_threads(iters / 2, move || drop(black_box(pp.get(N0).expect("buf"))))
+            .as_nanos() as f64
+            / (iters / 2) as f64;
+        let qq = q.clone();
+        let queue2 = two_threads(iters / 2, move || {
+            let x = qq.queue.pop().expect("a buffer");
+            let _ = qq.queue.push(Ptr(black_box(x.0)));
+        })
+        .as_nanos() as f64
+            / (iters / 2) as f64;
+        if round > 0 {
+            a.push(pool1);
+            b.push(queue1);
+            c.push(pool2);
+            d.push(queue2);
+        }
+    }
+    report(
+        "buffer get+put, 1 thread vs ArrayQueue",
+        ">= 0.67x",
+        a,
+        b,
+        "ns",
+    );
+    report(
+        "buffer get+put, 2 threads vs ArrayQueue",
+        ">= 1.0x",
+        c,
+        d,
+        "ns",
+    );
+
+    let (mut a, mut b) = (vec![], vec![]);
+    for round in 0..=rounds {
+        let o = scope_ours(r, TASKS).as_nanos() as f64 / TASKS as f64;
+        let t = scope_rayon(r, TASKS).as_nanos() as f64 / TASKS as f64;
+        if round > 0 {
+            a.push(o);
+            b.push(t);
+        }
+    }
+    report(
+        "200k tiny tasks in a scope vs rayon",
+        ">= 1.0x",
+        a,
+        b,
+        "ns/task",
+    );
+
+    let samples = if quick { 500 } else { 3000 };
+    let (mut a, mut b, mut c) = (vec![], vec![], vec![]);
+    for round in 0..=rounds {
+        let mut o = Vec::with_capacity(samples);
+        let mut t = Vec::with_capacity(samples);
+        let mut pe = Vec::with_capacity(samples);
+        for _ in 0..samples {
+            o.push(trip_ours(r));
+            t.push(trip_rayon(r));
+            if let Some(x) = trip_peer(r) {
+                pe.push(x);
+            }
+        }
+        if round > 0 {
+            a.push(p99(o).as_nanos() as f64 / 1000.0);
+            b.push(p99(t).as_nanos() as f64 / 1000.0);
+            if !pe.is_empty() {
+                c.push(p99(pe).as_nanos() as f64 / 1000.0);
+            }
+        }
+    }
+    report(
+        "spawn->join round trip p99 vs rayon",
+        ">= 1.0x",
+        a.clone(),
+        b,
+        "us",
+    );
+    if !c.is_empty() {
+        report(
+            "spawn->join round trip p99 vs numaperf 0.1.0",
+            "-",
+            a,
+            c,
+            "us",
+        );
+    }
+
+    if r.peer.is_some() {
+        let n: u64 = if quick { 20_000 } else { 100_000 };
+        let (mut a, mut b) = (vec![], vec![]);
+        for round in 0..=rounds {
+            let o = submit_ours(r, n).as_nanos() as f64 / n as f64;
+            let t = submit_peer(r, n).map_or(f64::NAN, |d| d.as_nanos() as f64 / n as f64);
+            if round > 0 {
+                a.push(o);
+                b.push(t);
+            }
+        }
+        report(
+            "submit to node 0 vs numaperf 0.1.0",
+            ">= 1.5x",
+            a,
+            b,
+            "ns/task",
+        );
+    } else {
+        println!("numaperf 0.1.0: its executor did not start here; no peer figures");
+    }
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let r = runners();
+    let mut c = Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .configure_from_args();
+    criterion_benches(&mut c, &r);
+    c.final_summary();
+    // A name filter runs only the criterion benchmarks it names.
+    let filtered = std::env::args().skip(1).any(|a| !a.starts_with("--"));
+    if !filtered {
+        ratio_report(&r, if quick { 5 } else { 9 }, quick);
+    }
+}

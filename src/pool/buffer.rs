@@ -8,7 +8,8 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 
-use super::cache::{Entry, ThreadCache, ENTRIES};
+use super::barrier;
+use super::cache::{self, Entry, ThreadCache, ENTRIES};
 
 /// Most buffers one thread caches per node.
 const MAX_CACHE: usize = 32;
@@ -165,10 +166,8 @@ impl<B: PlacementBackend> Drop for BufferPool<B> {
             // The last handle: give back what the threads' caches hold (their strong
             // counts), so the pool goes once its last outstanding buffer does.
             let caches: Vec<_> = lock(&self.shared.caches).clone();
-            for c in &caches {
-                for ni in 0..self.shared.nodes.len() {
-                    drain_cache(&self.shared, c, ni);
-                }
+            for ni in 0..self.shared.nodes.len() {
+                drain_caches(&self.shared, &caches, ni);
             }
         }
     }
@@ -227,15 +226,19 @@ fn release<B: PlacementBackend>(shared: &Arc<Shared<B>>, n: usize) {
     }
 }
 
-/// Moves cache `c`'s buffers of node `ni` to the node's free list; how many.
-fn drain_cache<B: PlacementBackend>(shared: &Arc<Shared<B>>, c: &ThreadCache, ni: usize) -> usize {
+/// Moves the buffers of node `ni` that `caches` hold to the node's free list; how many.
+fn drain_caches<B: PlacementBackend>(
+    shared: &Arc<Shared<B>>,
+    caches: &[Arc<ThreadCache>],
+    ni: usize,
+) -> usize {
     let mut got = Vec::new();
-    // The owner's critical section is a few instructions: wait it out briefly.
-    for spin in 0..64 {
-        if c.nodes[ni].drain(&mut got) {
+    // An owner's critical section is a few instructions: wait it out briefly.
+    for spin in 0..16 {
+        if !cache::drain(caches, ni, &mut got) {
             break;
         }
-        if spin > 8 {
+        if spin > 2 {
             std::thread::yield_now();
         }
     }
@@ -255,8 +258,9 @@ unsafe fn exit_flush<B: PlacementBackend>(weak: *const (), cache: &Arc<ThreadCac
     // SAFETY: the caller's contract.
     let weak = unsafe { Weak::from_raw(weak as *const Shared<B>) };
     if let Some(shared) = weak.upgrade() {
+        let mine = std::slice::from_ref(cache);
         for ni in 0..shared.nodes.len() {
-            drain_cache(&shared, cache, ni);
+            drain_caches(&shared, mine, ni);
         }
         lock(&shared.caches).retain(|c| !Arc::ptr_eq(c, cache));
     }
@@ -284,6 +288,7 @@ impl<B: PlacementBackend> Shared<B> {
                 {
                     let list = entries.0.try_borrow().ok()?;
                     if let Some(e) = list.iter().find(|e| e.pool == self.id) {
+                        cache::remember(self.id, &e.cache);
                         return Some(f(&e.cache));
                     }
                 }
@@ -297,7 +302,8 @@ impl<B: PlacementBackend> Shared<B> {
                     Entry::new(self.id, cache.clone(), weak, exit_flush::<B>, is_alive::<B>)
                 };
                 let mut list = entries.0.try_borrow_mut().ok()?;
-                // Entries of pools that are gone: nothing to flush, release them.
+                cache::forget_last(); // entries move: the remembered one may go
+                                      // Entries of pools that are gone: nothing to flush, release them.
                 let dead: Vec<Entry> = {
                     let (dead, live) = std::mem::take(&mut *list)
                         .into_iter()
@@ -308,6 +314,7 @@ impl<B: PlacementBackend> Shared<B> {
                 list.push(entry);
                 drop(list);
                 dead.into_iter().for_each(Entry::close);
+                cache::remember(self.id, &cache);
                 Some(f(&cache))
             })
             .ok()
@@ -428,6 +435,7 @@ impl<B: PlacementBackend + Clone + 'static> BufferPool<B> {
             caches: Mutex::new(Vec::new()),
             handles: AtomicUsize::new(1),
         });
+        barrier::init(); // before any cache exists
         let pool = BufferPool { shared };
         if config.initial_per_node > 0 {
             for ni in 0..pool.shared.nodes.len() {
@@ -539,7 +547,7 @@ impl<B: PlacementBackend + Clone + 'static> BufferPool<B> {
         let s = &self.shared;
         if s.cache_cap > 0 {
             let caches: Vec<_> = lock(&s.caches).clone();
-            if caches.iter().map(|c| drain_cache(s, c, ni)).sum::<usize>() > 0 {
+            if drain_caches(s, &caches, ni) > 0 {
                 if let Some(b) = self.take_listed(ni) {
                     return Ok(b);
                 }
@@ -623,8 +631,28 @@ impl<B: PlacementBackend + Clone + 'static> BufferPool<B> {
         }
     }
 
+    /// The hot path: a buffer from this thread's cache of the pool used last.
+    #[inline(always)]
+    fn cached(&self, ni: usize) -> Option<Buffer<B>> {
+        let s = &self.shared;
+        let c = cache::last(s.id)?;
+        // SAFETY: `last` gives a cache held by one of this thread's entries, which only
+        // this thread removes (forgetting `last` first), and not during this call.
+        let p = unsafe { &*c }.nodes[ni].owner(|v| v.pop())??;
+        Some(Buffer {
+            ptr: p,
+            len: s.size,
+            node: ni as u16,
+            // SAFETY: the cache held one strong count for this buffer: it moves here.
+            shared: ManuallyDrop::new(unsafe { Arc::from_raw(Arc::as_ptr(s)) }),
+        })
+    }
+
     /// As `try_get`, with the reason (and the growth error) when there is none.
     fn try_get_at(&self, ni: usize) -> Result<Buffer<B>, Miss> {
+        if let Some(b) = self.cached(ni) {
+            return Ok(b);
+        }
         let s = &self.shared;
         let miss = match self.take(ni) {
             Ok(b) => return Ok(b),
@@ -667,6 +695,9 @@ impl<B: PlacementBackend + Clone + 'static> BufferPool<B> {
     pub fn get(&self, node: NodeId) -> Result<Buffer<B>, NumaError> {
         let s = &self.shared;
         let ni = s.node_index(node)?;
+        if let Some(b) = self.cached(ni) {
+            return Ok(b);
+        }
         let nb = &s.nodes[ni];
         loop {
             let miss = match self.try_get_at(ni) {
@@ -692,9 +723,7 @@ impl<B: PlacementBackend + Clone + 'static> BufferPool<B> {
             let guard = lock(&nb.sleep);
             nb.waiters.fetch_add(1, Ordering::SeqCst);
             let caches: Vec<_> = lock(&s.caches).clone();
-            for c in &caches {
-                drain_cache(s, c, ni);
-            }
+            drain_caches(s, &caches, ni);
             if lock(&nb.free).0.is_empty() {
                 drop(
                     nb.returned
@@ -792,8 +821,37 @@ impl<B: PlacementBackend> DerefMut for Buffer<B> {
 }
 
 impl<B: PlacementBackend> Drop for Buffer<B> {
+    #[inline]
     fn drop(&mut self) {
-        // SAFETY: taken once, here; `self.shared` is not used again.
+        // The hot path: into this thread's cache of the pool used last, if it has room
+        // and nobody waits for buffers of the node.
+        let s: &Shared<B> = &self.shared;
+        let (ptr, ni) = (self.ptr, self.node as usize);
+        if s.cache_cap > 0 && s.handles.load(Ordering::Relaxed) > 0 {
+            if let Some(c) = cache::last(s.id) {
+                let nb = &s.nodes[ni];
+                // SAFETY: as in `BufferPool::cached`.
+                let cached = unsafe { &*c }.nodes[ni].owner(|v| {
+                    let room = v.len() < s.cache_cap && nb.waiters.load(Ordering::SeqCst) == 0;
+                    if room {
+                        v.push(ptr);
+                    }
+                    room
+                });
+                if cached == Some(true) {
+                    return; // the buffer keeps its strong count, now in the cache
+                }
+            }
+        }
+        self.drop_slow();
+    }
+}
+
+impl<B: PlacementBackend> Buffer<B> {
+    #[cold]
+    fn drop_slow(&mut self) {
+        // SAFETY: taken once, here (the caller returns right after); `self.shared` is
+        // not used again.
         let shared = unsafe { ManuallyDrop::take(&mut self.shared) };
         let (ptr, ni) = (self.ptr, self.node as usize);
         let nb = &shared.nodes[ni];
@@ -844,6 +902,10 @@ fn cache_put<B: PlacementBackend>(
             0
         })
     };
+    if let Some(c) = cache::last(shared.id) {
+        // SAFETY: as in `BufferPool::cached`.
+        return with(unsafe { &*c });
+    }
     with_cache_dyn(shared, &with).flatten()
 }
 
@@ -856,9 +918,9 @@ fn with_cache_dyn<B: PlacementBackend, R>(
     ENTRIES
         .try_with(|entries| {
             let list = entries.0.try_borrow().ok()?;
-            list.iter()
-                .find(|e| e.pool == shared.id)
-                .map(|e| f(&e.cache))
+            let e = list.iter().find(|e| e.pool == shared.id)?;
+            cache::remember(shared.id, &e.cache);
+            Some(f(&e.cache))
         })
         .ok()
         .flatten()

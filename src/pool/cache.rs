@@ -3,12 +3,44 @@
 //! with one atomic swap and no shared cache line; another thread can drain a cache whose
 //! owner is not inside it (a `get` about to wait, the pool's last handle, thread exit).
 
-use std::cell::{RefCell, UnsafeCell};
+use std::cell::{Cell, RefCell, UnsafeCell};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crossbeam_utils::CachePadded;
+
+use super::barrier;
+
+/// Takes every cached buffer of node `ni` out of `caches` (from any thread) into `into`,
+/// skipping caches whose owner is inside right now; whether any was skipped.
+pub(crate) fn drain(caches: &[Arc<ThreadCache>], ni: usize, into: &mut Vec<NonNull<u8>>) -> bool {
+    // Announce ourselves on every cache, then one heavy fence for all of them.
+    let marked: Vec<bool> = caches
+        .iter()
+        .map(|c| !c.nodes[ni].thief.swap(true, Ordering::AcqRel))
+        .collect();
+    let fenced = barrier::heavy();
+    let mut skipped = !fenced;
+    for (c, &mine) in caches.iter().zip(&marked) {
+        let nc = &c.nodes[ni];
+        if !mine {
+            skipped = true; // another thief has it
+            continue;
+        }
+        if fenced && !nc.busy.load(Ordering::Acquire) {
+            // SAFETY: the handshake (see `NodeCache::owner`) excludes the owner and
+            // other thieves until we clear `thief`.
+            let bufs = unsafe { &mut *nc.bufs.get() };
+            into.append(bufs);
+            nc.len.store(0, Ordering::Relaxed);
+        } else {
+            skipped = true;
+        }
+        nc.thief.store(false, Ordering::Release);
+    }
+    skipped
+}
 
 /// One node's cached buffers of one thread.
 pub(crate) struct NodeCache {
@@ -22,8 +54,8 @@ pub(crate) struct NodeCache {
 }
 
 // SAFETY: `bufs` is only touched by a thread that won the busy/thief handshake (see
-// `owner` and `drain`), which makes those accesses mutually exclusive and ordered
-// (Release stores read by SeqCst loads). The pointers are buffers nobody else owns: one
+// `owner` and `drain`), which makes those accesses mutually exclusive, and ordered by
+// the Release stores that end them and the Acquire loads that begin the next. The pointers are buffers nobody else owns: one
 // buffer is in exactly one cache, free list or `Buffer` at a time.
 unsafe impl Send for NodeCache {}
 // SAFETY: as above.
@@ -40,12 +72,15 @@ impl NodeCache {
     }
 
     /// Runs `f` on the buffers, on the owning thread; `None` while a thief is inside.
+    #[inline]
     pub(crate) fn owner<R>(&self, f: impl FnOnce(&mut Vec<NonNull<u8>>) -> R) -> Option<R> {
         // Dekker: we announce ourselves, then look for a thief; a thief announces
-        // itself, then looks for us. In the single order of SeqCst operations at least
-        // one of us sees the other, so we are never both inside.
-        self.busy.swap(true, Ordering::SeqCst);
-        if self.thief.load(Ordering::SeqCst) {
+        // itself, then looks for us. The fences (ours light, the thief's heavy: see
+        // `barrier`) order the two like SeqCst, so at least one of us sees the other and
+        // we are never both inside.
+        self.busy.store(true, Ordering::Relaxed);
+        barrier::light();
+        if self.thief.load(Ordering::Acquire) {
             self.busy.store(false, Ordering::Release);
             return None;
         }
@@ -55,23 +90,6 @@ impl NodeCache {
         self.len.store(bufs.len(), Ordering::Relaxed);
         self.busy.store(false, Ordering::Release);
         Some(r)
-    }
-
-    /// Takes every cached buffer, from any thread; `None` while the owner (or another
-    /// thief) is inside.
-    pub(crate) fn drain(&self, into: &mut Vec<NonNull<u8>>) -> bool {
-        if self.thief.swap(true, Ordering::SeqCst) {
-            return false;
-        }
-        let ok = !self.busy.load(Ordering::SeqCst);
-        if ok {
-            // SAFETY: the handshake (see `owner`) excludes the owner and other thieves.
-            let bufs = unsafe { &mut *self.bufs.get() };
-            into.append(bufs);
-            self.len.store(0, Ordering::Relaxed);
-        }
-        self.thief.store(false, Ordering::Release);
-        ok
     }
 
     /// Buffers cached now.
@@ -145,6 +163,7 @@ pub(crate) struct Entries(pub(crate) RefCell<Vec<Entry>>);
 
 impl Drop for Entries {
     fn drop(&mut self) {
+        forget_last();
         for e in self.0.get_mut().drain(..) {
             e.close();
         }
@@ -153,4 +172,25 @@ impl Drop for Entries {
 
 thread_local! {
     pub(crate) static ENTRIES: Entries = const { Entries(RefCell::new(Vec::new())) };
+    /// The entry used last: (pool id, its cache), or (0, null). No destructor, so it
+    /// stays readable while other thread-locals are destroyed.
+    static LAST: Cell<(u64, *const ThreadCache)> = const { Cell::new((0, std::ptr::null())) };
+}
+
+/// This thread's cache of pool `pool` if it is the one used last, for the hot paths.
+/// The pointer is valid until this thread next changes its entries (see `remember`).
+#[inline]
+pub(crate) fn last(pool: u64) -> Option<*const ThreadCache> {
+    let (id, p) = LAST.try_with(Cell::get).ok()?;
+    (id == pool && !p.is_null()).then_some(p)
+}
+
+/// Remembers `cache` (held by one of this thread's entries) as the one used last.
+pub(crate) fn remember(pool: u64, cache: &Arc<ThreadCache>) {
+    let _ = LAST.try_with(|l| l.set((pool, Arc::as_ptr(cache))));
+}
+
+/// Forgets the entry used last (before entries are removed).
+pub(crate) fn forget_last() {
+    let _ = LAST.try_with(|l| l.set((0, std::ptr::null())));
 }

@@ -1,6 +1,7 @@
 //! Per-node pools: fixed-size buffers placed on each node, and workers pinned per node.
 //! Both are generic over the backend, so they run on the simulator as on the kernel.
 
+mod barrier;
 mod buffer;
 mod cache;
 mod fork;
