@@ -62,6 +62,12 @@ impl PolicyOracle for SimMachine {
     }
 }
 
+impl PolicyOracle for numaperf::PortableBackend {
+    fn policy_at(&self, _addr: *const u8) -> Result<Option<MemPolicy>, String> {
+        Err("the portable backend keeps no per-range policy to report".into())
+    }
+}
+
 #[cfg(target_os = "linux")]
 impl PolicyOracle for numaperf::LinuxBackend {
     fn policy_at(&self, addr: *const u8) -> Result<Option<MemPolicy>, String> {
