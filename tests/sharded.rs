@@ -368,15 +368,14 @@ fn more_threads_than_thread_slots_share_cpu_slots_exactly() {
 #[test]
 fn a_counter_dropped_before_its_threads_exit_is_fine() {
     use std::sync::{mpsc, Arc};
-    let sim: &'static SimMachine = Box::leak(Box::new(
-        SimMachine::from_spec("1 nodes x 1 cpus x 16 MiB").unwrap(),
-    ));
-    let topo = Topology::of_backend(sim).unwrap();
-    let c = Arc::new(ShardedCounter::new_in(sim, &topo).unwrap());
+    // The backend is an `Arc`, so the thread can outlive the test's borrow of it.
+    let sim = Arc::new(SimMachine::from_spec("1 nodes x 1 cpus x 16 MiB").unwrap());
+    let topo = Topology::of_backend(&*sim).unwrap();
+    let c = Arc::new(ShardedCounter::new_in(sim.clone(), &topo).unwrap());
     let (counted, wait_counted) = mpsc::channel::<()>();
     let (dropped, wait_dropped) = mpsc::channel::<()>();
     let t = {
-        let c = c.clone();
+        let (c, sim) = (c.clone(), sim.clone());
         std::thread::spawn(move || {
             c.increment();
             drop(c);
@@ -385,7 +384,7 @@ fn a_counter_dropped_before_its_threads_exit_is_fine() {
             wait_dropped.recv().unwrap();
             // A new counter on this thread after another one died works; then the
             // thread exits and releases into the dead counter's table.
-            let d = ShardedCounter::new_in(sim, &Topology::of_backend(sim).unwrap()).unwrap();
+            let d = ShardedCounter::new_in(&*sim, &Topology::of_backend(&*sim).unwrap()).unwrap();
             d.add(5);
             d.sum()
         })

@@ -35,7 +35,7 @@ use crate::{DefaultBackend, Topology};
 /// let c = ShardedCounter::new_in(&sim, &Topology::of_backend(&sim)?)?;
 /// std::thread::scope(|s| {
 ///     for cpu in 0..4 {
-///         let c = &c;
+///         let (c, sim) = (&c, &sim);
 ///         s.spawn(move || sim.run_on_cpu(cpu, || (0..1000).for_each(|_| c.increment())));
 ///     }
 /// });
