@@ -94,11 +94,22 @@ fn two_threads(iters: u64, op: impl Fn() + Send + Sync + 'static) -> Duration {
         .unwrap_or_default()
 }
 
-/// Everything the worker benchmarks run on: our pool, rayon's, the peer's executor.
+/// What the worker benchmarks run on: our pool and rayon's. The peer's executor is
+/// started only for its own measurements (its idle workers poll every 100 us, which
+/// would tax everything else measured beside it on two CPUs).
 struct Runners {
     ours: WorkerPool<DefaultBackend>,
     rayon: rayon::ThreadPool,
-    peer: Option<numaperf_skelf::NumaExecutor>,
+}
+
+type Peer = numaperf_skelf::NumaExecutor;
+
+fn peer() -> Option<Peer> {
+    let t = numaperf_skelf::Topology::discover().ok()?;
+    numaperf_skelf::NumaExecutor::builder(Arc::new(t))
+        .workers_per_node(WORKERS)
+        .build()
+        .ok()
 }
 
 fn runners() -> Runners {
@@ -107,19 +118,12 @@ fn runners() -> Runners {
         workers_per_node: WORKERS,
         steal: Steal::Nearest,
     };
-    let peer = numaperf_skelf::Topology::discover().ok().and_then(|t| {
-        numaperf_skelf::NumaExecutor::builder(Arc::new(t))
-            .workers_per_node(WORKERS)
-            .build()
-            .ok()
-    });
     Runners {
         ours: WorkerPool::new(b, config).expect("a worker pool"),
         rayon: rayon::ThreadPoolBuilder::new()
             .num_threads(WORKERS)
             .build()
             .expect("a rayon pool"),
-        peer,
     }
 }
 
@@ -167,15 +171,14 @@ fn trip_rayon(r: &Runners) -> Duration {
     t.elapsed()
 }
 
-fn trip_peer(r: &Runners) -> Option<Duration> {
-    let peer = r.peer.as_ref()?;
+fn trip_peer(peer: &Peer) -> Duration {
     let (tx, rx) = mpsc::sync_channel(1);
     let t = Instant::now();
     peer.submit_to_node(numaperf_skelf::NodeId::new(0), move || {
         let _ = tx.send(black_box(1u64));
     });
     black_box(rx.recv().expect("recv"));
-    Some(t.elapsed())
+    t.elapsed()
 }
 
 /// `n` fire-and-forget tasks to node 0, timed until the last has run.
@@ -196,8 +199,7 @@ fn submit_ours(r: &Runners, n: u64) -> Duration {
     t.elapsed()
 }
 
-fn submit_peer(r: &Runners, n: u64) -> Option<Duration> {
-    let peer = r.peer.as_ref()?;
+fn submit_peer(peer: &Peer, n: u64) -> Duration {
     let done = Arc::new(AtomicU64::new(0));
     let t = Instant::now();
     for _ in 0..n {
@@ -209,7 +211,7 @@ fn submit_peer(r: &Runners, n: u64) -> Option<Duration> {
     while done.load(Ordering::Relaxed) < n {
         std::thread::yield_now();
     }
-    Some(t.elapsed())
+    t.elapsed()
 }
 
 fn p99(mut v: Vec<Duration>) -> Duration {
@@ -267,10 +269,11 @@ fn criterion_benches(c: &mut Criterion, r: &Runners) {
     g.bench_function("rayon", |b| {
         b.iter_custom(|iters| (0..iters).map(|_| trip_rayon(r)).sum())
     });
-    if r.peer.is_some() {
+    if let Some(p) = peer() {
         g.bench_function("numaperf 0.1.0", |b| {
-            b.iter_custom(|iters| (0..iters).filter_map(|_| trip_peer(r)).sum())
+            b.iter_custom(|iters| (0..iters).map(|_| trip_peer(&p)).sum())
         });
+        p.shutdown();
     }
     g.finish();
 }
@@ -368,33 +371,36 @@ fn ratio_report(r: &Runners, rounds: usize, quick: bool) {
 
     let samples = if quick { 500 } else { 3000 };
     let (mut a, mut b, mut c) = (vec![], vec![], vec![]);
+    let mut peer_ok = true;
     for round in 0..=rounds {
         let mut o = Vec::with_capacity(samples);
         let mut t = Vec::with_capacity(samples);
-        let mut pe = Vec::with_capacity(samples);
         for _ in 0..samples {
             o.push(trip_ours(r));
             t.push(trip_rayon(r));
-            if let Some(x) = trip_peer(r) {
-                pe.push(x);
-            }
         }
+        let pe = peer().map(|p| {
+            let v: Vec<Duration> = (0..samples).map(|_| trip_peer(&p)).collect();
+            p.shutdown();
+            v
+        });
+        peer_ok &= pe.is_some();
         if round > 0 {
             a.push(p99(o).as_nanos() as f64 / 1000.0);
             b.push(p99(t).as_nanos() as f64 / 1000.0);
-            if !pe.is_empty() {
+            if let Some(pe) = pe {
                 c.push(p99(pe).as_nanos() as f64 / 1000.0);
             }
         }
     }
     report(
         "spawn->join round trip p99 vs rayon",
-        ">= 1.0x",
+        "p99 <= rayon's (>= 1.0x)",
         a.clone(),
         b,
         "us",
     );
-    if !c.is_empty() {
+    if peer_ok {
         report(
             "spawn->join round trip p99 vs numaperf 0.1.0",
             "-",
@@ -404,12 +410,14 @@ fn ratio_report(r: &Runners, rounds: usize, quick: bool) {
         );
     }
 
-    if r.peer.is_some() {
+    if peer_ok {
         let n: u64 = if quick { 20_000 } else { 100_000 };
         let (mut a, mut b) = (vec![], vec![]);
         for round in 0..=rounds {
             let o = submit_ours(r, n).as_nanos() as f64 / n as f64;
-            let t = submit_peer(r, n).map_or(f64::NAN, |d| d.as_nanos() as f64 / n as f64);
+            let p = peer().expect("the peer started before");
+            let t = submit_peer(&p, n).as_nanos() as f64 / n as f64;
+            p.shutdown();
             if round > 0 {
                 a.push(o);
                 b.push(t);

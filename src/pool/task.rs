@@ -4,7 +4,7 @@
 use std::any::Any;
 use std::cell::UnsafeCell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::{self, Thread};
 
@@ -35,76 +35,66 @@ pub(crate) trait Task: Send + Sync {
     unsafe fn cancel(&self);
 }
 
+/// A fire-and-forget closure (no handle, so it needs no shared cell).
+pub(crate) type Once = Box<dyn FnOnce() + Send>;
+
+/// What a job runs: a closure it owns alone, or a task shared with a handle.
+enum Work {
+    Once(Once),
+    Shared(Arc<dyn Task>),
+}
+
 /// A queued task, and (for a scoped task) the count its scope waits on. Dropped unrun,
 /// it cancels its task.
 pub(crate) struct Job {
-    task: Option<Arc<dyn Task>>,
-    /// Counted down after `task` is gone, so nothing the task borrowed outlives the count.
+    work: Option<Work>,
+    /// Counted down after `work` is gone, so nothing the task borrowed outlives the count.
     _scope: Option<ScopeCount>,
 }
 
 impl Job {
     pub(crate) fn new(task: Arc<dyn Task>, scope: Option<ScopeCount>) -> Job {
         Job {
-            task: Some(task),
+            work: Some(Work::Shared(task)),
             _scope: scope,
         }
     }
 
-    /// Runs the task; a panic of the task itself is caught inside it, and one from
-    /// dropping what it left behind (a result nobody will read) is caught here.
-    pub(crate) fn run(mut self) {
-        if let Some(t) = self.task.take() {
-            // SAFETY: `take` leaves this the only call of run/cancel for this task.
-            let mut r = catch_unwind(AssertUnwindSafe(move || unsafe { t.run() }));
-            while let Err(payload) = r {
-                r = catch_unwind(AssertUnwindSafe(move || drop(payload)));
-            }
+    pub(crate) fn once(f: Once, scope: Option<ScopeCount>) -> Job {
+        Job {
+            work: Some(Work::Once(f)),
+            _scope: scope,
         }
-        // `self` drops here: the scope count goes down after the task's Arc is gone.
+    }
+
+    /// Runs the task; a panic of the task itself is caught inside it (a detached one's
+    /// here: nobody waits for it), and one from dropping what it left behind (a result
+    /// nobody will read) is caught here too.
+    pub(crate) fn run(mut self) {
+        let mut r = match self.work.take() {
+            Some(Work::Once(f)) => catch_unwind(AssertUnwindSafe(f)),
+            // SAFETY: `take` leaves this the only call of run/cancel for this task.
+            Some(Work::Shared(t)) => catch_unwind(AssertUnwindSafe(move || unsafe { t.run() })),
+            None => Ok(()),
+        };
+        while let Err(payload) = r {
+            r = catch_unwind(AssertUnwindSafe(move || drop(payload)));
+        }
+        // `self` drops here: the scope count goes down after the task is gone.
     }
 }
 
 impl Drop for Job {
     fn drop(&mut self) {
-        if let Some(t) = self.task.take() {
+        let mut r = match self.work.take() {
+            Some(Work::Once(f)) => catch_unwind(AssertUnwindSafe(move || drop(f))),
             // SAFETY: as in `run`: `take` makes this the only call for this task.
-            let mut r = catch_unwind(AssertUnwindSafe(move || unsafe { t.cancel() }));
-            while let Err(payload) = r {
-                r = catch_unwind(AssertUnwindSafe(move || drop(payload)));
-            }
+            Some(Work::Shared(t)) => catch_unwind(AssertUnwindSafe(move || unsafe { t.cancel() })),
+            None => Ok(()),
+        };
+        while let Err(payload) = r {
+            r = catch_unwind(AssertUnwindSafe(move || drop(payload)));
         }
-    }
-}
-
-/// A fire-and-forget task: its closure and nothing else.
-pub(crate) struct Detached<F> {
-    f: UnsafeCell<Option<F>>,
-}
-
-impl<F> Detached<F> {
-    pub(crate) fn new(f: F) -> Self {
-        Detached {
-            f: UnsafeCell::new(Some(f)),
-        }
-    }
-}
-
-// SAFETY: `f` is touched only by run/cancel, which by their contract happen once, on one
-// thread at a time (the job's owner); `F: Send` lets that thread be another one.
-unsafe impl<F: Send> Sync for Detached<F> {}
-
-impl<F: FnOnce() + Send> Task for Detached<F> {
-    unsafe fn run(&self) {
-        // SAFETY: run's contract: no other access to `f`, now or later.
-        if let Some(f) = unsafe { (*self.f.get()).take() } {
-            // A panic is the task's own business: nobody waits for it.
-            let _ = catch_unwind(AssertUnwindSafe(f));
-        }
-    }
-    unsafe fn cancel(&self) {
-        // SAFETY: as in `run`.
-        drop(unsafe { (*self.f.get()).take() });
     }
 }
 
@@ -251,41 +241,60 @@ impl<T> std::fmt::Debug for JoinHandle<T> {
 }
 
 /// What a scope waits on: its unfinished tasks (plus one for its body), and its owner.
+/// It lives in the frame of `WorkerPool::scope`, which does not return before `done`.
 pub(crate) struct ScopeState {
     pending: AtomicUsize,
+    /// Set by the task that brings `pending` to 0: its last touch of this state.
+    done: AtomicBool,
     owner: Thread,
 }
 
 impl ScopeState {
-    pub(crate) fn new() -> Arc<Self> {
-        Arc::new(ScopeState {
+    pub(crate) fn new() -> Self {
+        ScopeState {
             pending: AtomicUsize::new(1),
+            done: AtomicBool::new(false),
             owner: thread::current(),
-        })
+        }
     }
 
-    pub(crate) fn count(self: &Arc<Self>) -> ScopeCount {
+    /// Counts one more task.
+    ///
+    /// # Safety
+    /// The returned count must be dropped before `finish_body` returns (the scope's
+    /// guarantee: `finish_body` waits for it).
+    pub(crate) unsafe fn count(&self) -> ScopeCount {
         self.pending.fetch_add(1, Ordering::Relaxed);
-        ScopeCount(self.clone())
+        ScopeCount(self)
     }
 
-    /// Called once by the owner after its body: waits (helping, on a worker) for the rest.
+    /// Called once by the owner after its body: waits (helping, on a worker) until every
+    /// counted task is gone and none of them touches this state any more.
     pub(crate) fn finish_body(&self) {
         if self.pending.fetch_sub(1, Ordering::AcqRel) != 1 {
-            help_until(&|| self.pending.load(Ordering::Acquire) == 0);
+            help_until(&|| self.done.load(Ordering::Acquire));
         }
     }
 }
 
 /// One unfinished task of a scope; counts it down when dropped.
-pub(crate) struct ScopeCount(Arc<ScopeState>);
+pub(crate) struct ScopeCount(*const ScopeState);
+
+// SAFETY: a ScopeCount only touches its state's atomics and clones its `Thread` (which
+// is Send + Sync); the state outlives it (see `ScopeState::count`).
+unsafe impl Send for ScopeCount {}
 
 impl Drop for ScopeCount {
     fn drop(&mut self) {
-        // Release: everything the task did (and dropped) happens before the owner's
-        // Acquire load sees 0. The Arc keeps `owner` alive for the unpark.
-        if self.0.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.0.owner.unpark();
+        // SAFETY: the state lives until `finish_body` sees `done`, which only the last
+        // count sets, below, as its last access.
+        let st = unsafe { &*self.0 };
+        // AcqRel: everything the task did (and dropped) happens before the owner's
+        // Acquire load of `done`.
+        if st.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
+            let owner = st.owner.clone();
+            st.done.store(true, Ordering::Release);
+            owner.unpark();
         }
     }
 }

@@ -4,6 +4,7 @@
 use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::marker::PhantomData;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, OnceLock};
 use std::thread::{self, Thread};
@@ -15,7 +16,7 @@ use numaperf_core::policy::fallback_order;
 use numaperf_core::{NodeId, NodeMask, NumaError, PlacementBackend, TopologyInfo, MAX_NUMNODES};
 
 use super::fork;
-use super::task::{cell, Detached, Job, JoinHandle, Outcome, ScopeCount, ScopeState, Task};
+use super::task::{cell, Job, JoinHandle, Once, Outcome, ScopeCount, ScopeState, Task};
 use crate::thread::node_cpus;
 
 /// Where idle workers look for work beyond their own node.
@@ -65,6 +66,9 @@ pub struct WorkerStats {
     pub stolen: u64,
 }
 
+/// Rounds an idle worker spins (half) and yields (half) before it sleeps.
+const SPIN_ROUNDS: u32 = 64;
+
 const RUNNING: u8 = 0;
 const FINISH: u8 = 1;
 const CANCEL: u8 = 2;
@@ -78,6 +82,8 @@ struct Node {
     workers: std::ops::Range<usize>,
     /// How many of its workers are asleep (or about to be).
     sleepers: CachePadded<AtomicUsize>,
+    /// How many of its workers are idle but still looking for work (spinning).
+    searching: CachePadded<AtomicUsize>,
     /// Nodes (indices) its workers steal from, in order.
     victims: Vec<usize>,
     /// Nodes whose workers may steal from it, nearest first.
@@ -143,10 +149,22 @@ impl Shared {
     /// Wakes one sleeping worker for work queued on `node`: one of its own, else one of a
     /// node allowed to steal from it, nearest first. The caller has fenced (SeqCst) after
     /// queueing, pairing with the fence of a worker going to sleep.
+    #[inline]
     fn wake_for(&self, node: usize) {
         let n = &self.nodes[node];
-        for m in std::iter::once(node).chain(n.thieves.iter().copied()) {
-            if self.nodes[m].sleepers.load(Ordering::Relaxed) > 0 && self.wake_one(m) {
+        // A worker of the node (or of a thief node) that is looking for work will find
+        // it: no wake-up needed. Else wake a sleeping one, own node first.
+        if n.searching.load(Ordering::Relaxed) > 0 {
+            return;
+        }
+        if n.sleepers.load(Ordering::Relaxed) > 0 && self.wake_one(node) {
+            return;
+        }
+        for &m in &n.thieves {
+            let t = &self.nodes[m];
+            if t.searching.load(Ordering::Relaxed) > 0
+                || (t.sleepers.load(Ordering::Relaxed) > 0 && self.wake_one(m))
+            {
                 return;
             }
         }
@@ -197,6 +215,10 @@ impl Shared {
         if let Some(job) = job {
             self.nodes[target].injector.push(job);
         }
+        // Pairs with the fence of a worker going to sleep (and of `stop`): either it sees
+        // our task, or we see it asleep (or the pool stopping). A real fence on both
+        // sides: an asymmetric one (membarrier) made the sleeper wait for IPIs, which in
+        // a VM took milliseconds at p99.
         fence(Ordering::SeqCst);
         if self.shutdown.load(Ordering::Relaxed) == CANCEL && !self.is_own_worker() {
             // Raced with `stop`: it may have drained already; cancel what is left.
@@ -258,7 +280,9 @@ impl Context {
                 own.workers
                     .clone()
                     .filter(|&w| w != self.index)
-                    .find_map(|w| steal_one(|| sh.workers[w].stealer.steal()))
+                    .find_map(|w| {
+                        steal_one(|| sh.workers[w].stealer.steal_batch_and_pop(&self.deque))
+                    })
             });
         if let Some(j) = local {
             slot.local.fetch_add(1, Ordering::Relaxed);
@@ -297,7 +321,15 @@ impl Context {
     fn run_until(&self, done: &dyn Fn() -> bool) {
         while !done() {
             match self.find_work() {
-                Some(job) => job.run(),
+                Some(job) => {
+                    // More where that came from: let an idle worker help, as a push would
+                    // (pushes that saw us searching woke nobody).
+                    let sh = &*self.shared;
+                    if !self.deque.is_empty() || !sh.nodes[self.node].injector.is_empty() {
+                        sh.wake_for(self.node);
+                    }
+                    job.run();
+                }
                 None => self.sleep(done),
             }
         }
@@ -309,10 +341,28 @@ impl Context {
         let sh = &*self.shared;
         let slot = &sh.workers[self.index];
         let node = &sh.nodes[self.node];
+        // Spin, then yield, a while first (as rayon's workers do), counted as searching
+        // so pushes skip the wake-up: a burst of tasks then costs no syscalls, and a
+        // yield lets the thread that feeds us run.
+        node.searching.fetch_add(1, Ordering::SeqCst);
+        for round in 0..SPIN_ROUNDS {
+            if self.work_visible() || done() {
+                node.searching.fetch_sub(1, Ordering::SeqCst);
+                return;
+            }
+            if round < SPIN_ROUNDS / 2 {
+                for _ in 0..(1 << round.min(6)) {
+                    std::hint::spin_loop();
+                }
+            } else {
+                thread::yield_now();
+            }
+        }
+        // Asleep first, then no longer searching, then the fence and one more look: a
+        // push that saw us searching (and woke nobody) is visible to that look.
         slot.sleeping.store(true, Ordering::Relaxed);
         node.sleepers.fetch_add(1, Ordering::SeqCst);
-        // Pairs with the fence after a push: either the pusher sees us asleep, or we see
-        // its task here.
+        node.searching.fetch_sub(1, Ordering::SeqCst);
         fence(Ordering::SeqCst);
         if !(self.work_visible() || done()) {
             thread::park();
@@ -458,6 +508,7 @@ impl<B: PlacementBackend + Clone + Send + 'static> WorkerPool<B> {
                     injector: Injector::new(),
                     workers: i * per..(i + 1) * per,
                     sleepers: CachePadded::new(AtomicUsize::new(0)),
+                    searching: CachePadded::new(AtomicUsize::new(0)),
                     victims: victims[i].clone(),
                     thieves: thieves[i].clone(),
                 })
@@ -570,8 +621,7 @@ impl<B: PlacementBackend> WorkerPool<B> {
         f: impl FnOnce() + Send + 'static,
     ) -> Result<(), NumaError> {
         let target = self.shared.index(node)?;
-        let task: Arc<dyn Task> = Arc::new(Detached::new(f));
-        self.shared.push(target, Job::new(task, None))
+        self.shared.push(target, Job::once(Box::new(f), None))
     }
 
     /// Runs `f` on a worker of the calling thread's node.
@@ -588,9 +638,65 @@ impl<B: PlacementBackend> WorkerPool<B> {
 
     /// Runs `f` with a scope whose tasks may borrow from the caller (and spawn more tasks
     /// into the same scope); returns after every task spawned in it has finished (also if
-    /// `f` panics). Called on a worker of this pool, the worker runs other tasks while it
-    /// waits instead of blocking.
+    /// `f` panics, whose panic it then resumes).
+    ///
+    /// `f` itself runs on a worker of this pool (of the caller's node, or its route), so
+    /// its spawns for that node go to the worker's own deque, as in rayon; called on a
+    /// worker of this pool, it runs right there, and while it waits for its tasks the
+    /// worker runs other tasks instead of blocking.
     pub fn scope<'env, F, R>(&'env self, f: F) -> R
+    where
+        F: for<'scope> FnOnce(&'scope Scope<'scope, 'env, B>) -> R + Send,
+        R: Send,
+        B: Sync,
+    {
+        let sh = &self.shared;
+        let stopped = sh.shutdown.load(Ordering::Relaxed) != RUNNING;
+        if sh.is_own_worker() || stopped || fork::generation() != sh.born {
+            // Here (or, with no workers to run it, on this thread: its spawns then
+            // report `PoolShutDown`).
+            return self.scope_here(f);
+        }
+        let target = self
+            .backend
+            .current_cpu()
+            .ok()
+            .and_then(|c| self.shared.index(c.node).ok())
+            .unwrap_or(0);
+        let body = move || catch_unwind(AssertUnwindSafe(|| self.scope_here(f)));
+        let c = cell(body);
+        let outcome: Arc<dyn Outcome<std::thread::Result<R>> + '_> = c.clone();
+        // SAFETY: the job and the handle borrow `self` and `f` ('env). This call does
+        // not return before the handle's `join` saw the task complete, and completing
+        // comes after the closure was taken out of the cell and dropped: what the cell
+        // still holds afterwards (an `Option` of the closure that is `None`, a result
+        // slot that `join` emptied) touches nothing of 'env when dropped. A job that
+        // never runs (refused by `push`) is cancelled before `push` returns.
+        let (outcome, task) = unsafe {
+            (
+                std::mem::transmute::<
+                    Arc<dyn Outcome<std::thread::Result<R>> + '_>,
+                    Arc<dyn Outcome<std::thread::Result<R>>>,
+                >(outcome),
+                std::mem::transmute::<Arc<dyn Task + '_>, Arc<dyn Task>>(c),
+            )
+        };
+        let handle = JoinHandle::new(outcome);
+        if self.shared.push(target, Job::new(task, None)).is_err() {
+            // No workers to run it (shut down, or a forked child): the job was cancelled
+            // unrun, so `f` is gone with it; run nothing and report as a cancelled task.
+            let _ = handle.join();
+            panic!("WorkerPool::scope: the pool has no workers (shut down, or left by fork)");
+        }
+        match handle.join() {
+            Ok(Ok(r)) => r,
+            Ok(Err(payload)) => resume_unwind(payload),
+            Err(e) => panic!("WorkerPool::scope: the body did not run: {e:?}"),
+        }
+    }
+
+    /// `scope` with the body on the calling thread.
+    fn scope_here<'env, F, R>(&'env self, f: F) -> R
     where
         F: for<'scope> FnOnce(&'scope Scope<'scope, 'env, B>) -> R,
     {
@@ -648,6 +754,8 @@ impl<B: PlacementBackend> WorkerPool<B> {
         let _ = sh
             .shutdown
             .compare_exchange(RUNNING, code, Ordering::SeqCst, Ordering::SeqCst);
+        // Pairs with a pusher's fence: it sees the flag, or we see its task.
+        fence(Ordering::SeqCst);
         if how == Shutdown::Cancel {
             sh.drain_injectors(); // each handle reports `Cancelled`
         }
@@ -682,7 +790,7 @@ impl<B: PlacementBackend> Drop for WorkerPool<B> {
 /// capture the `&Scope` and spawn more.
 pub struct Scope<'scope, 'env: 'scope, B: PlacementBackend> {
     pool: &'env WorkerPool<B>,
-    state: Arc<ScopeState>,
+    state: ScopeState,
     _scope: PhantomData<&'scope mut &'scope ()>,
     _env: PhantomData<&'env mut &'env ()>,
 }
@@ -723,11 +831,21 @@ impl<'scope, 'env, B: PlacementBackend> Scope<'scope, 'env, B> {
         f: impl FnOnce() + Send + 'scope,
     ) -> Result<(), NumaError> {
         let target = self.pool.shared.index(node)?;
-        self.push(target, Arc::new(Detached::new(f)))
+        let f: Box<dyn FnOnce() + Send + 'scope> = Box::new(f);
+        // SAFETY: the closure may borrow data of lifetime 'scope; as in `push`, the job
+        // owns it alone and drops it (run or not) before the scope's count goes down,
+        // and the scope does not end before that.
+        let f: Once = unsafe { std::mem::transmute::<Box<dyn FnOnce() + Send + 'scope>, Once>(f) };
+        // SAFETY: `scope_here` does not return before `finish_body` saw every count
+        // dropped; the job holds this one.
+        let count = unsafe { self.state.count() };
+        self.pool.shared.push(target, Job::once(f, Some(count)))
     }
 
     fn push(&self, target: usize, task: Arc<dyn Task + 'scope>) -> Result<(), NumaError> {
-        let count: ScopeCount = self.state.count();
+        // SAFETY: `scope_here` does not return before `finish_body` saw every count
+        // dropped; the job below holds this one.
+        let count: ScopeCount = unsafe { self.state.count() };
         // SAFETY: the task may borrow data of lifetime 'scope. The job holds the only
         // other owner of it next to handles (whose `T: 'scope` keeps them inside 'scope)
         // and drops it before its `ScopeCount`, whether the task ran, panicked, or was
