@@ -716,14 +716,15 @@ impl<B: PlacementBackend + Clone + 'static> BufferPool<B> {
                     return Err(e);
                 }
             }
-            // Register, then re-check under the list's lock: a buffer returned after the
-            // check sees the registration and wakes us once we wait (it takes `sleep`
-            // first). The timeout covers buffers freed on fallback nodes, which do not
-            // wake us.
-            let guard = lock(&nb.sleep);
+            // Register, then re-check under `sleep`: a buffer returned after the check
+            // sees the registration and wakes us once we wait (it takes `sleep` first).
+            // The timeout covers buffers freed on fallback nodes, which do not wake us.
+            // Registered first, the threads' caches give back what they hold (an owner
+            // inside its cache right now sees the registration and gives back too).
             nb.waiters.fetch_add(1, Ordering::SeqCst);
             let caches: Vec<_> = lock(&s.caches).clone();
             drain_caches(s, &caches, ni);
+            let guard = lock(&nb.sleep);
             if lock(&nb.free).0.is_empty() {
                 drop(
                     nb.returned

@@ -4,6 +4,7 @@
 mod barrier;
 mod buffer;
 mod cache;
+mod deque;
 mod fork;
 mod task;
 mod worker;

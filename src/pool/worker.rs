@@ -9,12 +9,13 @@ use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ord
 use std::sync::{mpsc, Arc, OnceLock};
 use std::thread::{self, Thread};
 
-use crossbeam_deque::{Injector, Steal as Stolen, Stealer, Worker as Deque};
+use crossbeam_deque::{Injector, Steal as Stolen};
 use crossbeam_utils::CachePadded;
 
 use numaperf_core::policy::fallback_order;
 use numaperf_core::{NodeId, NodeMask, NumaError, PlacementBackend, TopologyInfo, MAX_NUMNODES};
 
+use super::deque::{steal_batch_into, Deque, Stealer};
 use super::fork;
 use super::task::{cell, Job, JoinHandle, Once, Outcome, ScopeCount, ScopeState, Task};
 use crate::thread::node_cpus;
@@ -275,7 +276,7 @@ impl Context {
         let local = self
             .deque
             .pop()
-            .or_else(|| steal_one(|| own.injector.steal_batch_and_pop(&self.deque)))
+            .or_else(|| steal_one(|| steal_batch_into(&own.injector, &self.deque)))
             .or_else(|| {
                 own.workers
                     .clone()
@@ -644,6 +645,11 @@ impl<B: PlacementBackend> WorkerPool<B> {
     /// its spawns for that node go to the worker's own deque, as in rayon; called on a
     /// worker of this pool, it runs right there, and while it waits for its tasks the
     /// worker runs other tasks instead of blocking.
+    ///
+    /// # Panics
+    /// Resumes the body's panic (after every task of the scope finished). If the pool
+    /// stops between the check for workers and the body's start, the body never runs and
+    /// `scope` panics saying so.
     pub fn scope<'env, F, R>(&'env self, f: F) -> R
     where
         F: for<'scope> FnOnce(&'scope Scope<'scope, 'env, B>) -> R + Send,
