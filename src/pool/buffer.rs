@@ -166,6 +166,9 @@ impl<B: PlacementBackend> Drop for BufferPool<B> {
             // The last handle: give back what the threads' caches hold (their strong
             // counts), so the pool goes once its last outstanding buffer does.
             let caches: Vec<_> = lock(&self.shared.caches).clone();
+            for c in &caches {
+                c.nodes.iter().for_each(|n| n.close());
+            }
             for ni in 0..self.shared.nodes.len() {
                 drain_caches(&self.shared, &caches, ni);
             }
@@ -828,7 +831,8 @@ impl<B: PlacementBackend> Drop for Buffer<B> {
         // and nobody waits for buffers of the node.
         let s: &Shared<B> = &self.shared;
         let (ptr, ni) = (self.ptr, self.node as usize);
-        if s.cache_cap > 0 && s.handles.load(Ordering::Relaxed) > 0 {
+        // (A pool without caches never becomes `last`; a closed cache refuses.)
+        {
             if let Some(c) = cache::last(s.id) {
                 let nb = &s.nodes[ni];
                 // SAFETY: as in `BufferPool::cached`.

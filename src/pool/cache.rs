@@ -5,7 +5,7 @@
 
 use std::cell::{Cell, RefCell, UnsafeCell};
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crossbeam_utils::CachePadded;
@@ -18,7 +18,7 @@ pub(crate) fn drain(caches: &[Arc<ThreadCache>], ni: usize, into: &mut Vec<NonNu
     // Announce ourselves on every cache, then one heavy fence for all of them.
     let marked: Vec<bool> = caches
         .iter()
-        .map(|c| !c.nodes[ni].thief.swap(true, Ordering::AcqRel))
+        .map(|c| c.nodes[ni].thief.fetch_or(THIEF, Ordering::AcqRel) & THIEF == 0)
         .collect();
     let fenced = barrier::heavy();
     let mut skipped = !fenced;
@@ -37,17 +37,21 @@ pub(crate) fn drain(caches: &[Arc<ThreadCache>], ni: usize, into: &mut Vec<NonNu
         } else {
             skipped = true;
         }
-        nc.thief.store(false, Ordering::Release);
+        nc.thief.fetch_and(!THIEF, Ordering::Release);
     }
     skipped
 }
+
+const THIEF: u8 = 1;
+const CLOSED: u8 = 2;
 
 /// One node's cached buffers of one thread.
 pub(crate) struct NodeCache {
     /// The owner is inside.
     busy: AtomicBool,
-    /// Another thread is draining it.
-    thief: AtomicBool,
+    /// `THIEF`: another thread is draining it; `CLOSED`: its pool's last handle is gone,
+    /// so returning buffers bypass it. One word, so the owner checks both with one load.
+    thief: AtomicU8,
     /// `bufs.len()`, for the pool's counters.
     len: AtomicUsize,
     bufs: UnsafeCell<Vec<NonNull<u8>>>,
@@ -65,7 +69,7 @@ impl NodeCache {
     fn new(cap: usize) -> Self {
         NodeCache {
             busy: AtomicBool::new(false),
-            thief: AtomicBool::new(false),
+            thief: AtomicU8::new(0),
             len: AtomicUsize::new(0),
             bufs: UnsafeCell::new(Vec::with_capacity(cap)),
         }
@@ -80,7 +84,7 @@ impl NodeCache {
         // we are never both inside.
         self.busy.store(true, Ordering::Relaxed);
         barrier::light();
-        if self.thief.load(Ordering::Acquire) {
+        if self.thief.load(Ordering::Acquire) != 0 {
             self.busy.store(false, Ordering::Release);
             return None;
         }
@@ -90,6 +94,11 @@ impl NodeCache {
         self.len.store(bufs.len(), Ordering::Relaxed);
         self.busy.store(false, Ordering::Release);
         Some(r)
+    }
+
+    /// Makes the owner bypass this cache from now on.
+    pub(crate) fn close(&self) {
+        self.thief.fetch_or(CLOSED, Ordering::AcqRel);
     }
 
     /// Buffers cached now.
