@@ -2,25 +2,36 @@
 # Boots real multi-node Linux kernels under QEMU (TCG) with the behaviour suite as PID 1's
 # payload, and turns the guest's markers into pass/fail. Never judged by QEMU's exit code.
 #
-#   tests/guest/run.sh [--kernel 6.1|6.12|all] [--topology 2node|4node-cxl|all]
-#                      [--balancing on|off] [--timeout SECONDS] [--sysfs-out DIR]
+#   tests/guest/run.sh [--arch x86_64|aarch64|ppc64le|riscv64|all] [--kernel 6.1|6.12|all]
+#                      [--topology 2node|4node-cxl|all] [--balancing on|off]
+#                      [--timeout SECONDS] [--sysfs-out DIR]
 #
-# Installs qemu-system-x86, busybox-static and cpio when missing, fetches Debian's cloud
-# kernels (6.1 from bookworm, 6.12 from bookworm-backports through a private sources list)
-# into $GUEST_CACHE (default .guest-cache/), builds examples/guest_suite.rs statically, and
-# prints a table: scenario x topology x kernel x result. Exit 0 only if every run passed.
-# QEMU is bookworm-backports' (extracted into the cache; see fetch_qemu). Knobs for
-# experiments: GUEST_QEMU / GUEST_QEMU_ARGS (another binary), GUEST_QEMU_CPU (default max),
-# GUEST_QEMU_ACCEL (default tcg), GUEST_APPEND (extra kernel arguments), GUEST_LOGS (keep logs).
+# --arch takes one name, "all", or a comma/space separated list. The default is
+# "x86_64 aarch64 riscv64": the architectures whose guests boot and pass reliably within CI
+# time. riscv64 runs 6.12 x 2node only (Debian has riscv64 from trixie on, and QEMU's riscv
+# virt board refuses NUMA nodes without CPUs). ppc64le (pseries, hvc0) boots and its 6.12
+# guests pass, but bookworm's 6.1 ppc64el kernel has 64 KiB pages and the suite's page
+# counts assume 4 KiB, so it is not in the default. Installs qemu-system-x86, busybox-static
+# and cpio when missing, fetches Debian's kernels (6.1 from bookworm, 6.12 from
+# bookworm-backports, riscv64's from trixie), busybox-static for foreign architectures and
+# backports' QEMU through private package lists in $GUEST_CACHE (default .guest-cache/; the
+# system's apt configuration is not touched), builds examples/guest_suite.rs statically for
+# each architecture, and prints a table: scenario x arch x topology x kernel x result, then
+# one line per boot. Exit 0 only if every run passed. The Debian mirror is the one the
+# system's own apt sources name (or GUEST_DEBIAN_MIRROR).
+# Knobs for experiments: GUEST_QEMU / GUEST_QEMU_ARGS (another binary; only with one --arch),
+# GUEST_QEMU_CPU (default max; the QEMU default on ppc64le), GUEST_QEMU_ACCEL (default tcg),
+# GUEST_APPEND (extra kernel arguments), GUEST_LOGS (keep logs in that directory).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 cache=${GUEST_CACHE:-$repo/.guest-cache}
-kernels=all topologies=all balancing=off timeout_s=240 sysfs_out=""
-qemu_accel=${GUEST_QEMU_ACCEL:-tcg} qemu_cpu=${GUEST_QEMU_CPU:-max}
+arches="x86_64 aarch64 riscv64" kernels=all topologies=all balancing=off timeout_s=240 sysfs_out=""
+qemu_accel=${GUEST_QEMU_ACCEL:-tcg}
 while [ $# -gt 0 ]; do
     case $1 in
+        --arch) arches=${2//,/ }; shift 2 ;;
         --kernel) kernels=$2; shift 2 ;;
         --topology) topologies=$2; shift 2 ;;
         --balancing) balancing=$2; shift 2 ;;
@@ -29,10 +40,14 @@ while [ $# -gt 0 ]; do
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
 done
+[ "$arches" = all ] && arches="x86_64 aarch64 ppc64le riscv64"
 [ "$kernels" = all ] && kernels="6.1 6.12"
 [ "$topologies" = all ] && topologies="2node 4node-cxl"
+for a in $arches; do
+    case $a in x86_64|aarch64|ppc64le|riscv64) ;; *) echo "unknown architecture: $a" >&2; exit 2 ;; esac
+done
 mkdir -p "$cache"
-# Kernels are shared through the cache; everything else belongs to this run.
+# Kernels, QEMU and package lists are shared through the cache; the rest belongs to this run.
 work=$(mktemp -d "$cache/run.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 export DEBIAN_FRONTEND=noninteractive
@@ -50,85 +65,250 @@ install_packages() {
         { apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; }
 }
 
-# apt options for the private bookworm-backports lists (the system's sources stay untouched).
-bpo_opts() {
-    echo "-o Dir::Etc::SourceList=$cache/bpo/sources.list -o Dir::Etc::SourceParts=/dev/null" \
-         "-o Dir::State::Lists=$cache/bpo/lists -o Dir::Cache=$cache/bpo/cache"
+# The Debian mirror the system's apt already uses (so this works behind a mirror too): the
+# first URIs: of a deb822 stanza listing bookworm (else of any non-security stanza), else the
+# first such `deb` line of sources.list. The security suite's own URI is never taken.
+debian_mirror() {
+    local m="${GUEST_DEBIAN_MIRROR:-}" f
+    if [ -z "$m" ]; then
+        for f in /etc/apt/sources.list.d/*.sources; do
+            [ -r "$f" ] || continue
+            m=$(awk 'BEGIN { RS = ""; FS = "\n" }
+                {
+                    uri = ""; suites = ""; deb = 0; off = 0
+                    for (i = 1; i <= NF; i++) {
+                        l = $i
+                        if (l ~ /^[ \t]*#/) continue
+                        if (l ~ /^Types:/ && l ~ /[ \t]deb([ \t]|$)/) deb = 1
+                        if (l ~ /^Enabled:[ \t]*(no|false)/) off = 1
+                        if (l ~ /^URIs:/) { sub(/^URIs:[ \t]*/, "", l); split(l, u, /[ \t]+/); uri = u[1] }
+                        if (l ~ /^Suites:/) { sub(/^Suites:/, "", l); suites = " " l " " }
+                    }
+                    if (!deb || off || uri == "" || suites ~ /-security[ \t]/) next
+                    if (suites ~ /[ \t]bookworm[ \t]/) { print uri; found = 1; exit }
+                    if (any == "") any = uri
+                }
+                END { if (!found && any != "") print any }' "$f")
+            [ -n "$m" ] && break
+        done
+    fi
+    if [ -z "$m" ] && [ -r /etc/apt/sources.list ]; then
+        m=$(awk '{ sub(/#.*/, "") } $1 == "deb" {
+                i = 2
+                if ($i ~ /^\[/) { while (i <= NF && $i !~ /\]$/) i++; i++ }
+                uri = $i; suite = $(i + 1)
+                if (suite ~ /-security$/) next
+                if (suite == "bookworm") { print uri; found = 1; exit }
+                if (any == "") any = uri
+            }
+            END { if (!found && any != "") print any }' /etc/apt/sources.list)
+    fi
+    [ -n "$m" ] || return 1
+    echo "${m%/}"
 }
 
-# The versioned image package the cloud meta package depends on (the ABI number changes).
-resolve_image() {
-    # shellcheck disable=SC2086
-    apt-cache $1 depends linux-image-cloud-amd64 2>/dev/null |
-        sed -n 's/^ *Depends: \(linux-image-[0-9][^ ]*-cloud-amd64\).*/\1/p' | grep -v unsigned | head -1
+# Private package lists, one directory per Debian architecture and suite: the system's apt
+# configuration, architectures and status file stay untouched.
+apt_opts() { # $1 Debian architecture, $2 suite
+    local d="$cache/apt/$1-$2"
+    echo "-o Dir::Etc::SourceList=$d/sources.list -o Dir::Etc::SourceParts=/dev/null" \
+         "-o Dir::State::Lists=$d/lists -o Dir::Cache=$d/cache -o Dir::State::status=/dev/null" \
+         "-o APT::Architecture=$1 -o APT::Architectures::=$1 -o APT::Sandbox::User=root"
 }
 
-# Fetches the bookworm-backports package lists into the cache (once per run).
-bpo_update() {
-    [ -e "$work/bpo-updated" ] && return 0
-    mkdir -p "$cache/bpo/lists/partial" "$cache/bpo/cache/archives/partial"
-    echo "deb http://deb.debian.org/debian bookworm-backports main" > "$cache/bpo/sources.list"
+apt_update() { # $1 Debian architecture, $2 suite (once per run)
+    local d="$cache/apt/$1-$2" mirror keyring=""
+    [ -e "$work/updated-$1-$2" ] && return 0
+    if ! mirror=$(debian_mirror); then
+        log "no Debian mirror found: neither /etc/apt/sources.list.d/*.sources (URIs:) nor" \
+            "/etc/apt/sources.list (deb lines) names one; set GUEST_DEBIAN_MIRROR"
+        return 1
+    fi
+    [ -r /usr/share/keyrings/debian-archive-keyring.gpg ] &&
+        keyring=" signed-by=/usr/share/keyrings/debian-archive-keyring.gpg"
+    mkdir -p "$d/lists/partial" "$d/cache/archives/partial"
+    echo "deb [arch=$1$keyring] $mirror $2 main" > "$d/sources.list"
     # shellcheck disable=SC2046
-    apt-get $(bpo_opts) update -qq >/dev/null && touch "$work/bpo-updated"
+    apt-get $(apt_opts "$1" "$2") update -qq >/dev/null && touch "$work/updated-$1-$2"
 }
 
-fetch_kernel() { # $1 = 6.1 | 6.12; prints the vmlinuz path
-    local want=$1 out="$cache/vmlinuz-$1" opts="" pkg dir
+apt_download() { # $1 Debian architecture, $2 suite, $3 directory, packages...
+    local a=$1 s=$2 d=$3
+    shift 3
+    apt_update "$a" "$s" || return 1
+    # shellcheck disable=SC2046
+    (cd "$d" && apt-get $(apt_opts "$a" "$s") download "$@" >/dev/null)
+}
+
+# Per-architecture settings: Debian architecture, kernel meta package and suites, QEMU
+# package and binary, machine arguments, console, Rust target.
+arch_setup() { # $1 = arch
+    arch=$1 machine="" bios="" qemu_cpu=${GUEST_QEMU_CPU:-max} acache="$cache/$1"
+    suite_61=bookworm suite_612=bookworm-backports suite_bb=bookworm busybox=""
+    case $1 in
+        x86_64)
+            deb_arch=amd64 kmeta=linux-image-cloud-amd64 console=ttyS0
+            qemu_pkg=qemu-system-x86 qemu_name=qemu-system-x86_64 qdir="$cache/qemu-bpo"
+            rust_target=x86_64-unknown-linux-gnu acache="$cache"
+            [ -x /bin/busybox ] && busybox=/bin/busybox ;;
+        aarch64)
+            # Debian's arm64 vmlinuz is an uncompressed Image; NUMA and PL011 are built in.
+            deb_arch=arm64 kmeta=linux-image-cloud-arm64 console=ttyAMA0 machine="-M virt"
+            qemu_pkg=qemu-system-arm qemu_name=qemu-system-aarch64 qdir="$cache/qemu-bpo-arm"
+            rust_target=aarch64-unknown-linux-musl ;;
+        ppc64le)
+            deb_arch=ppc64el kmeta=linux-image-powerpc64le console=hvc0 machine="-M pseries"
+            qemu_pkg=qemu-system-ppc qemu_name=qemu-system-ppc64 qdir="$cache/qemu-bpo-ppc"
+            qemu_cpu=${GUEST_QEMU_CPU:-}
+            rust_target=powerpc64le-unknown-linux-musl ;;
+        riscv64)
+            # Debian has riscv64 from trixie on (bookworm has no riscv64 port): 6.12 only.
+            deb_arch=riscv64 kmeta=linux-image-riscv64 console=ttyS0 machine="-M virt"
+            suite_61="" suite_612=trixie suite_bb=trixie
+            qemu_pkg=qemu-system-riscv qemu_name=qemu-system-riscv64 qdir="$cache/qemu-bpo-riscv"
+            bios="$qdir/usr/lib/riscv64-linux-gnu/opensbi/generic/fw_dynamic.bin"
+            rust_target=riscv64gc-unknown-linux-musl ;;
+    esac
+    mkdir -p "$acache"
+}
+
+# The versioned image package the meta package depends on (the ABI number changes).
+resolve_image() { # $1 suite
+    # shellcheck disable=SC2046
+    apt-cache $(apt_opts "$deb_arch" "$1") depends "$kmeta" 2>/dev/null |
+        sed -n "s/^ *Depends: \(linux-image-[0-9][^ ]*-${kmeta#linux-image-}\).*/\1/p" |
+        grep -v unsigned | head -1
+}
+
+fetch_kernel() { # $1 = 6.1 | 6.12; prints the kernel image path
+    local want=$1 out="$acache/vmlinuz-$1" suite pkg dir
     if [ -s "$out" ]; then echo "$out"; return; fi
-    if [ "$want" = 6.12 ]; then
-        bpo_update || return 1
-        opts=$(bpo_opts)
-    fi
-    pkg=$(resolve_image "$opts")
-    if [ -z "$pkg" ] && [ -z "$opts" ]; then
-        apt-get update -qq >/dev/null; pkg=$(resolve_image "")
-    fi
-    [ -n "$pkg" ] || { log "cannot resolve linux-image-cloud-amd64 for $want"; return 1; }
-    case $pkg in *"-$want."*|*"-$want-"*) ;; *) log "resolved $pkg, not a $want kernel"; return 1 ;; esac
-    log "downloading $pkg"
+    if [ "$want" = 6.1 ]; then suite=$suite_61; else suite=$suite_612; fi
+    [ -n "$suite" ] || { log "Debian has no $want kernel for $deb_arch"; return 1; }
+    apt_update "$deb_arch" "$suite" || return 1
+    pkg=$(resolve_image "$suite")
+    [ -n "$pkg" ] || { log "cannot resolve $kmeta:$deb_arch in $suite"; return 1; }
+    case $pkg in *"-$want."*|*"-$want-"*|*"-$want+"*) ;; *) log "resolved $pkg, not a $want kernel"; return 1 ;; esac
+    log "downloading $pkg ($deb_arch, $suite)"
     dir=$(mktemp -d)
-    # shellcheck disable=SC2086
-    (cd "$dir" && apt-get $opts -o APT::Sandbox::User=root download "$pkg" >/dev/null && dpkg -x ./*.deb x)
-    cp "$dir"/x/boot/vmlinuz-* "$out"
+    if apt_download "$deb_arch" "$suite" "$dir" "$pkg" && dpkg -x "$dir"/*.deb "$dir/x"; then
+        cp "$(ls "$dir"/x/boot/vmlinu[xz]-* | head -1)" "$out.tmp" && mv "$out.tmp" "$out"
+    fi
     rm -rf "$dir"
-    echo "$out"
+    [ -s "$out" ] && echo "$out"
+}
+
+# Debian's static busybox for a foreign architecture (the host's comes from busybox-static).
+fetch_busybox() {
+    local out="$acache/busybox" dir
+    [ -n "$busybox" ] && return 0
+    if ! [ -s "$out" ]; then
+        dir=$(mktemp -d)
+        if apt_download "$deb_arch" "$suite_bb" "$dir" busybox-static; then
+            dpkg -x "$dir"/*.deb "$dir/x" && cp "$(ls "$dir"/x/bin/busybox "$dir"/x/usr/bin/busybox 2>/dev/null | head -1)" "$out"
+        fi
+        rm -rf "$dir"
+    fi
+    [ -s "$out" ] && busybox=$out
 }
 
 # QEMU 7.2 (bookworm) TCG crashes 6.12 guests in about half the boots on some hosts
 # (AMD EPYC here: GP faults in iretq, double faults with garbage EFLAGS, before or after
 # init); QEMU 10 from bookworm-backports booted the same guests 8 of 8 times. So the runner
 # extracts backports' QEMU into the cache (nothing installed) and uses it; its libraries
-# are the ones bookworm's qemu-system-x86 already pulled in. Prints "binary|-L args".
+# are the ones bookworm's qemu-system-x86 already pulled in. Sets qemu_bin and qemu_args.
 fetch_qemu() {
-    local dir="$cache/qemu-bpo" tmp
-    local bin="$dir/usr/bin/qemu-system-x86_64" args="-L $dir/usr/share/seabios -L $dir/usr/share/qemu"
-    if ! [ -x "$bin" ] || ! "$bin" --version >/dev/null 2>&1; then
-        bpo_update || return 1
-        tmp=$(mktemp -d)
-        # shellcheck disable=SC2046
-        (cd "$tmp" && apt-get $(bpo_opts) -o APT::Sandbox::User=root download \
-            qemu-system-x86 qemu-system-common qemu-system-data seabios >/dev/null &&
-            rm -rf "$dir" && for d in ./*.deb; do dpkg -x "$d" "$dir"; done) || { rm -rf "$tmp"; return 1; }
-        rm -rf "$tmp"
-        "$bin" --version >/dev/null 2>&1 || return 1
+    local bin="$qdir/usr/bin/$qemu_name" tmp pkgs="$qemu_pkg qemu-system-common qemu-system-data"
+    if [ -n "${GUEST_QEMU:-}" ]; then
+        qemu_bin=$GUEST_QEMU qemu_args=${GUEST_QEMU_ARGS:-}
+        return 0
     fi
-    echo "$bin|$args"
+    case $arch in x86_64) pkgs="$pkgs seabios" ;; riscv64) pkgs="$pkgs opensbi" ;; esac
+    if ! [ -x "$bin" ] || ! "$bin" --version >/dev/null 2>&1; then
+        tmp=$(mktemp -d)
+        # shellcheck disable=SC2086
+        if apt_download amd64 bookworm-backports "$tmp" $pkgs; then
+            rm -rf "$qdir"
+            for d in "$tmp"/*.deb; do dpkg -x "$d" "$qdir"; done
+        fi
+        rm -rf "$tmp"
+    fi
+    if "$bin" --version >/dev/null 2>&1; then
+        # Its modules (if any) are its own: the installed QEMU's would only print warnings.
+        export QEMU_MODULE_DIR="$qdir/usr/lib/x86_64-linux-gnu/qemu"
+        qemu_bin=$bin qemu_args="-L $qdir/usr/share/qemu"
+        [ "$arch" = x86_64 ] && qemu_args="-L $qdir/usr/share/seabios $qemu_args"
+        [ -n "$bios" ] && qemu_args="$qemu_args -bios $bios"
+        return 0
+    fi
+    [ -x "$bin" ] && log "$bin does not run: $("$bin" --version 2>&1 | head -1)"
+    command -v "$qemu_name" >/dev/null || return 1
+    qemu_bin=$qemu_name qemu_args=""
+    [ "$arch" = riscv64 ] && qemu_args="-bios default"
+    echo "WARNING: backports QEMU unavailable; using $("$qemu_name" --version | head -1)," \
+         "whose TCG crashes some x86_64 6.12 boots on this host class (boot crashes are retried)"
 }
 
+# Builds the payload for $arch (sets payload; returns 2 after a SKIPPED line). x86_64: glibc's
+# static build (the host's gcc links). aarch64: musl, linked by rust-lld (no cross gcc).
+# ppc64le and riscv64: rustup has no musl standard library for them in this toolchain
+# (its manifest says available = false), so glibc's static build, linked by Debian's cross
+# gcc (gcc-<triple> and libc6-dev-<arch>-cross, installed when missing).
 build_payload() {
-    log "building the static payload"
-    (cd "$repo" && RUSTFLAGS='-C target-feature=+crt-static' \
-        cargo build -q --release --example guest_suite --target x86_64-unknown-linux-gnu)
-    echo "$repo/target/x86_64-unknown-linux-gnu/release/examples/guest_suite"
+    local var triple="" linker=rust-lld flags=""
+    if [ "$arch" = x86_64 ]; then
+        log "building the static payload ($rust_target)"
+        (cd "$repo" && RUSTFLAGS='-C target-feature=+crt-static' \
+            cargo build -q --release --example guest_suite --target "$rust_target") || return 1
+        payload="$repo/target/$rust_target/release/examples/guest_suite"
+        return 0
+    fi
+    if ! rustup target list --installed 2>/dev/null | grep -qx "$rust_target" &&
+        ! rustup target add "$rust_target" >/dev/null 2>&1; then
+        case $arch in
+            ppc64le) triple=powerpc64le-linux-gnu ;;
+            riscv64) triple=riscv64-linux-gnu ;;
+        esac
+        if [ -z "$triple" ]; then
+            echo "SKIPPED: $arch guests (rustup could not add the $rust_target standard library)"
+            return 2
+        fi
+        log "rustup has no $rust_target; using ${rust_target%-musl}-gnu with crt-static and $triple-gcc"
+        rust_target=${rust_target%-musl}-gnu linker=$triple-gcc flags='-C target-feature=+crt-static'
+        if ! rustup target list --installed 2>/dev/null | grep -qx "$rust_target" &&
+            ! rustup target add "$rust_target" >/dev/null 2>&1; then
+            echo "SKIPPED: $arch guests (rustup could add neither its musl nor its gnu standard library)"
+            return 2
+        fi
+        if ! command -v "$linker" >/dev/null; then
+            log "installing gcc-$triple libc6-dev-$deb_arch-cross"
+            if ! apt-get install -y -qq --no-install-recommends "gcc-$triple" "libc6-dev-$deb_arch-cross" >/dev/null 2>&1 &&
+                ! { apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends \
+                    "gcc-$triple" "libc6-dev-$deb_arch-cross" >/dev/null; }; then
+                echo "SKIPPED: $arch guests (apt could not install gcc-$triple, libc6-dev-$deb_arch-cross)"
+                return 2
+            fi
+        fi
+    fi
+    log "building the static payload ($rust_target, $linker)"
+    var=CARGO_TARGET_$(tr 'a-z-' 'A-Z_' <<< "$rust_target")_LINKER
+    if [ -n "$flags" ]; then
+        (cd "$repo" && env "$var=$linker" RUSTFLAGS="$flags" \
+            cargo build -q --release --example guest_suite --target "$rust_target") || return 1
+    else
+        (cd "$repo" && env "$var=$linker" \
+            cargo build -q --release --example guest_suite --target "$rust_target") || return 1
+    fi
+    payload="$repo/target/$rust_target/release/examples/guest_suite"
 }
 
-build_initramfs() { # $1 = payload, $2 = payload argument; prints the image path
-    local root img="$work/initramfs-$2.cpio.gz"
+build_initramfs() { # $1 = payload argument; prints the image path
+    local root img="$work/initramfs-$arch-$1.cpio.gz"
     root=$(mktemp -d)
     mkdir -p "$root"/{bin,proc,sys,dev,tmp}
-    cp /bin/busybox "$root/bin/busybox"
+    cp "$busybox" "$root/bin/busybox"
     for t in sh mount poweroff sleep; do ln -s busybox "$root/bin/$t"; done
-    cp "$1" "$root/payload"
+    cp "$payload" "$root/payload"
     cat > "$root/init" <<EOF
 #!/bin/sh
 mount -t proc proc /proc
@@ -138,7 +318,7 @@ echo NUMAPERF-BOOTED
 # A few 2 MiB huge pages on node 0 only: the hugetlb case needs a node with some and one
 # without (a region bound there must be a typed error, not a SIGBUS at first touch).
 echo 4 > /sys/devices/system/node/node0/hugepages/hugepages-2048kB/nr_hugepages 2>/dev/null
-/payload $2
+/payload $1
 echo NUMAPERF-PAYLOAD-EXIT \$?
 poweroff -f
 EOF
@@ -169,12 +349,13 @@ qemu_topology() { # $1 = topology name; prints QEMU arguments
 }
 
 boot() { # $1 kernel image, $2 initramfs, $3 topology, $4 log file
-    local append="console=ttyS0 quiet panic=-1 numa_balancing=disable"
-    [ "$balancing" = on ] && append="console=ttyS0 quiet panic=-1 numa_balancing=enable"
+    local append="console=$console quiet panic=-1 numa_balancing=disable" cpu=""
+    [ "$balancing" = on ] && append="console=$console quiet panic=-1 numa_balancing=enable"
     append="$append ${GUEST_APPEND:-}"
-    # shellcheck disable=SC2046
-    timeout -k 5 "$timeout_s" "$qemu_bin" $qemu_args -accel "$qemu_accel" -cpu "$qemu_cpu" -nographic -no-reboot -nic none \
-        $(qemu_topology "$3") -kernel "$1" -initrd "$2" -append "$append" > "$4" 2>&1 || true
+    [ -n "$qemu_cpu" ] && cpu="-cpu $qemu_cpu"
+    # shellcheck disable=SC2046,SC2086
+    timeout -k 5 "$timeout_s" "$qemu_bin" $qemu_args $machine -accel "$qemu_accel" $cpu -nographic -no-reboot \
+        -nic none $(qemu_topology "$3") -kernel "$1" -initrd "$2" -append "$append" > "$4" 2>&1 || true
 }
 
 save_sysfs() { # $1 log, $2 directory
@@ -191,61 +372,86 @@ if ! install_packages; then
     echo "SKIPPED: all guest runs (apt could not install qemu-system-x86, busybox-static, cpio)"
     exit 0
 fi
-if [ -n "${GUEST_QEMU:-}" ]; then
-    qemu_bin=$GUEST_QEMU qemu_args=${GUEST_QEMU_ARGS:-}
-elif q=$(fetch_qemu); then
-    qemu_bin=${q%%|*} qemu_args=${q#*|}
-else
-    qemu_bin=qemu-system-x86_64 qemu_args=""
-    echo "WARNING: backports QEMU unavailable; using $(qemu-system-x86_64 --version | head -1)," \
-         "whose TCG crashes some 6.12 boots on this host class (boot crashes are retried)"
-fi
-log "$("$qemu_bin" --version | head -1)"
-payload=$(build_payload)
 mode=full
 [ "$balancing" = on ] && mode=soft
-initrd=$(build_initramfs "$payload" "$mode")
-status=0 table=""
-for k in $kernels; do
-    if ! vmlinuz=$(fetch_kernel "$k"); then
-        echo "SKIPPED: Linux $k guests (the kernel package could not be downloaded)"
+status=0 table="" runs=""
+for a in $arches; do
+    arch_setup "$a"
+    if ! fetch_qemu; then
+        echo "SKIPPED: $arch guests (neither backports' $qemu_pkg nor an installed $qemu_name)"
         continue
     fi
-    for topo in $topologies; do
-        logf="${GUEST_LOGS:-$work}/guest-$k-$topo-$mode.log"
-        start=$(date +%s)
-        for attempt in 1 2 3; do
-            boot "$vmlinuz" "$initrd" "$topo" "$logf"
-            # Only a kernel that died before running init is booted again: the payload never
-            # ran, so nothing of ours was judged. Anything after NUMAPERF-BOOTED counts.
-            grep -aq NUMAPERF-BOOTED "$logf" && break
-            log "$topo / $k: the kernel died before init ran (attempt $attempt of 3):"
-            tr -d '\r' < "$logf" | grep -a -m3 -E 'panic|Oops|fault' >&2 || true
-        done
-        secs=$(( $(date +%s) - start ))
-        [ -n "$sysfs_out" ] && save_sysfs "$logf" "$sysfs_out/$topo-$k"
-        clean=$(tr -d '\r' < "$logf")
-        while read -r name result _; do
-            table+="$(printf '%-56s %-10s %-5s %s' "$name" "$topo" "$k" "$result")"$'\n'
-        done < <(sed -n 's/^.*NUMAPERF-CASE //p' <<< "$clean")
-        # NUMAPERF-DONE <passed> <failed> [<skipped>]
-        done_line=$(sed -n 's/^.*NUMAPERF-DONE \([0-9]*\) \([0-9]*\) *\([0-9]*\).*/\1 \2 \3/p' <<< "$clean" | tail -1)
-        exit_code=$(sed -n 's/^.*NUMAPERF-PAYLOAD-EXIT \([0-9]*\).*/\1/p' <<< "$clean" | tail -1)
-        read -r n_pass n_fail n_skip <<< "$done_line"
-        if [ -z "$done_line" ]; then
-            log "$topo / $k: no NUMAPERF-DONE marker after ${secs}s (timeout, crash or panic); log: $logf"
-            tail -5 "$logf" >&2 || true
-            status=1
-        elif [ "$n_fail" != 0 ] || [ "${exit_code:-1}" != 0 ]; then
-            log "$topo / $k: failed cases:"; grep -a ' FAIL ' <<< "$clean" | sed 's/^.*NUMAPERF-CASE /  /' >&2
-            status=1
-        else
-            log "$topo / $k: $n_pass passed, ${n_skip:-0} skipped in ${secs}s"
+    log "$arch: $("$qemu_bin" --version | head -1)"
+    if ! fetch_busybox; then
+        echo "SKIPPED: $arch guests (Debian's busybox-static:$deb_arch could not be downloaded)"
+        continue
+    fi
+    rc=0; build_payload || rc=$?
+    [ $rc = 2 ] && continue
+    [ $rc = 0 ] || { log "$arch: the payload did not build"; status=1; continue; }
+    initrd=$(build_initramfs "$mode")
+    for k in $kernels; do
+        if [ "$arch" = riscv64 ] && [ "$k" = 6.1 ]; then
+            echo "SKIPPED: riscv64 Linux 6.1 guests (Debian has riscv64 only from trixie, whose kernel is 6.12)"
+            continue
         fi
-        grep -a ' SKIP ' <<< "$clean" | sed 's/^.*NUMAPERF-CASE /  skipped: /' >&2 || true
+        if ! vmlinuz=$(fetch_kernel "$k"); then
+            echo "SKIPPED: $arch Linux $k guests (the kernel package could not be downloaded)"
+            continue
+        fi
+        for topo in $topologies; do
+            if [ "$arch" = riscv64 ] && [ "$topo" = 4node-cxl ]; then
+                # QEMU's riscv virt board makes every NUMA node a socket of harts; nodes
+                # 2 and 3 have memory only, so it stops: "discontinuous hartids in socket2".
+                echo "SKIPPED: riscv64 4node-cxl guests (QEMU's riscv virt board needs CPUs in every NUMA node)"
+                continue
+            fi
+            logf="${GUEST_LOGS:-$work}/guest-$arch-$k-$topo-$mode.log"
+            start=$(date +%s)
+            for attempt in 1 2 3; do
+                boot "$vmlinuz" "$initrd" "$topo" "$logf"
+                # Only a kernel that died before running init is booted again: the payload never
+                # ran, so nothing of ours was judged. Anything after NUMAPERF-BOOTED counts.
+                grep -aq NUMAPERF-BOOTED "$logf" && break
+                log "$arch / $topo / $k: the kernel died before init ran (attempt $attempt of 3):"
+                tr -d '\r' < "$logf" | grep -a -m3 -E 'panic|Oops|fault' >&2 || true
+            done
+            secs=$(( $(date +%s) - start ))
+            if [ -n "$sysfs_out" ]; then
+                if [ "$arch" = x86_64 ]; then save_sysfs "$logf" "$sysfs_out/$topo-$k"
+                else save_sysfs "$logf" "$sysfs_out/$topo-$k-$arch"; fi
+            fi
+            clean=$(tr -d '\r' < "$logf")
+            while read -r name result _; do
+                table+="$(printf '%-56s %-8s %-10s %-5s %s' "$name" "$arch" "$topo" "$k" "$result")"$'\n'
+            done < <(sed -n 's/^.*NUMAPERF-CASE //p' <<< "$clean")
+            # NUMAPERF-DONE <passed> <failed> [<skipped>]
+            done_line=$(sed -n 's/^.*NUMAPERF-DONE \([0-9]*\) \([0-9]*\) *\([0-9]*\).*/\1 \2 \3/p' <<< "$clean" | tail -1)
+            exit_code=$(sed -n 's/^.*NUMAPERF-PAYLOAD-EXIT \([0-9]*\).*/\1/p' <<< "$clean" | tail -1)
+            n_pass="" n_fail="" n_skip=""
+            read -r n_pass n_fail n_skip <<< "$done_line"
+            if [ -z "$done_line" ]; then
+                log "$arch / $topo / $k: no NUMAPERF-DONE marker after ${secs}s (timeout, crash or panic); log: $logf"
+                tail -5 "$logf" >&2 || true
+                status=1 verdict=NO-DONE
+            elif [ "$n_fail" != 0 ] || [ "${exit_code:-1}" != 0 ]; then
+                log "$arch / $topo / $k: failed cases:"; grep -a ' FAIL ' <<< "$clean" | sed 's/^.*NUMAPERF-CASE /  /' >&2
+                status=1 verdict=FAILED
+            else
+                log "$arch / $topo / $k: $n_pass passed, ${n_skip:-0} skipped in ${secs}s"
+                verdict=passed
+            fi
+            runs+="$(printf '%-8s %-10s %-5s %6s %6s %7s %4ss %8s %s' "$arch" "$topo" "$k" "${n_pass:--}" \
+                "${n_fail:--}" "${n_skip:--}" "$secs" "$attempt" "$verdict")"$'\n'
+            grep -a ' SKIP ' <<< "$clean" | sed 's/^.*NUMAPERF-CASE /  skipped: /' >&2 || true
+        done
     done
 done
-printf '\n%-56s %-10s %-5s %s\n' scenario topology linux result
+printf '\n%-56s %-8s %-10s %-5s %s\n' scenario arch topology linux result
 printf '%s' "$table"
-[ $status = 0 ] && echo "guest runs: all passed" || echo "guest runs: FAILED"
+printf '\n%-8s %-10s %-5s %6s %6s %7s %5s %8s %s\n' arch topology linux passed failed skipped time attempts verdict
+printf '%s' "$runs"
+if [ $status != 0 ]; then echo "guest runs: FAILED"
+elif [ -z "$runs" ]; then echo "guest runs: none ran (all SKIPPED)"
+else echo "guest runs: all passed"; fi
 exit $status
