@@ -117,11 +117,12 @@ apt_opts() { # $1 Debian architecture, $2 suite
 }
 
 apt_update() { # $1 Debian architecture, $2 suite (once per run)
-    local d="$cache/apt/$1-$2" mirror keyring=""
+    local d="$cache/apt/$1-$2" keyring=""
     [ -e "$work/updated-$1-$2" ] && return 0
-    if ! mirror=$(debian_mirror); then
-        log "no Debian mirror found: neither /etc/apt/sources.list.d/*.sources (URIs:) nor" \
+    if [ -z "$mirror" ]; then
+        log "no Debian mirror: neither /etc/apt/sources.list.d/*.sources (URIs:) nor" \
             "/etc/apt/sources.list (deb lines) names one; set GUEST_DEBIAN_MIRROR"
+        touch "$work/no-mirror"
         return 1
     fi
     [ -r /usr/share/keyrings/debian-archive-keyring.gpg ] &&
@@ -372,6 +373,7 @@ if ! install_packages; then
     echo "SKIPPED: all guest runs (apt could not install qemu-system-x86, busybox-static, cpio)"
     exit 0
 fi
+mirror=$(debian_mirror) || mirror=""
 mode=full
 [ "$balancing" = on ] && mode=soft
 status=0 table="" runs=""
@@ -451,6 +453,11 @@ printf '\n%-56s %-8s %-10s %-5s %s\n' scenario arch topology linux result
 printf '%s' "$table"
 printf '\n%-8s %-10s %-5s %6s %6s %7s %5s %8s %s\n' arch topology linux passed failed skipped time attempts verdict
 printf '%s' "$runs"
+if [ -e "$work/no-mirror" ]; then
+    echo "FAILED: no Debian mirror in the system's apt sources (URIs: in /etc/apt/sources.list.d/*.sources" \
+         "or deb lines in /etc/apt/sources.list), and something had to be downloaded; set GUEST_DEBIAN_MIRROR"
+    status=1
+fi
 if [ $status != 0 ]; then echo "guest runs: FAILED"
 elif [ -z "$runs" ]; then echo "guest runs: none ran (all SKIPPED)"
 else echo "guest runs: all passed"; fi
