@@ -652,6 +652,7 @@ impl<B: PlacementBackend + Clone + 'static> BufferPool<B> {
     }
 
     /// As `try_get`, with the reason (and the growth error) when there is none.
+    #[inline(never)]
     fn try_get_at(&self, ni: usize) -> Result<Buffer<B>, Miss> {
         if let Some(b) = self.cached(ni) {
             return Ok(b);
@@ -695,12 +696,19 @@ impl<B: PlacementBackend + Clone + 'static> BufferPool<B> {
     /// # Errors
     /// As [`BufferPool::try_get`], and the growth error ([`NumaError::InsufficientMemory`],
     /// ...) when there is nothing to wait for: no buffer exists that could come back.
+    #[inline]
     pub fn get(&self, node: NodeId) -> Result<Buffer<B>, NumaError> {
-        let s = &self.shared;
-        let ni = s.node_index(node)?;
-        if let Some(b) = self.cached(ni) {
-            return Ok(b);
+        let ni = self.shared.node_index(node)?;
+        match self.cached(ni) {
+            Some(b) => Ok(b),
+            None => self.get_slow(ni),
         }
+    }
+
+    /// `get` past this thread's cache (kept out of line: its frame is large).
+    #[inline(never)]
+    fn get_slow(&self, ni: usize) -> Result<Buffer<B>, NumaError> {
+        let s = &self.shared;
         let nb = &s.nodes[ni];
         loop {
             let miss = match self.try_get_at(ni) {
