@@ -70,6 +70,9 @@ pub struct WorkerStats {
 /// Rounds an idle worker spins (half) and yields (half) before it sleeps.
 const SPIN_ROUNDS: u32 = 64;
 
+/// Rounds a thread that is not a worker spins (half) and yields (half) in a join.
+const JOIN_SPIN_ROUNDS: u32 = 24;
+
 const RUNNING: u8 = 0;
 const FINISH: u8 = 1;
 const CANCEL: u8 = 2;
@@ -139,6 +142,20 @@ pub(crate) fn help_until(done: &dyn Fn() -> bool) {
     with_current(|ctx| match ctx {
         Some(ctx) => ctx.run_until(done),
         None => {
+            // A short spin, then a few yields first: a tiny task is often done by then,
+            // and neither side pays for a futex wait and wake.
+            for round in 0..JOIN_SPIN_ROUNDS {
+                if done() {
+                    return;
+                }
+                if round < JOIN_SPIN_ROUNDS / 2 {
+                    for _ in 0..(1 << round.min(5)) {
+                        std::hint::spin_loop();
+                    }
+                } else {
+                    thread::yield_now();
+                }
+            }
             while !done() {
                 thread::park();
             }
