@@ -237,27 +237,6 @@ impl LinuxBackend {
         errno_error("mbind", e)
     }
 
-    /// Write-faults `len` bytes at `addr` (whole pages of `page`) from this thread,
-    /// keeping the content.
-    ///
-    /// A compare-exchange of 0 with 0 stores whenever the byte is 0 (a fresh or zero-page
-    /// mapped page) and a non-zero byte means the page is already backed. An idempotent
-    /// `fetch_or(0)` would be wrong: LLVM folds it into a plain load in release builds,
-    /// which maps the shared zero page instead of allocating on the policy's node.
-    ///
-    /// # Safety
-    /// `addr..addr + len` is mapped read-write and, for the duration of the call, no
-    /// reference to it exists and no other thread accesses it non-atomically (the
-    /// trait's mapping contract, which `prefault`'s caller upholds).
-    unsafe fn touch(addr: *mut u8, len: usize, page: usize) {
-        for off in (0..len).step_by(page) {
-            // SAFETY: the byte is inside the range (off < len), mapped read-write; by this
-            // function's contract nothing else accesses it during the call.
-            let byte = unsafe { AtomicU8::from_ptr(addr.add(off)) };
-            let _ = byte.compare_exchange(0, 0, Ordering::Relaxed, Ordering::Relaxed);
-        }
-    }
-
     fn mmap(&self, len: usize, flags: MapFlags) -> Result<*mut u8, Errno> {
         // SAFETY: a fresh anonymous mapping at an address the kernel picks (null hint):
         // it cannot alias any existing Rust object.
@@ -468,7 +447,7 @@ impl PlacementBackend for LinuxBackend {
             // populate reports it as an error instead.
             Prefault::Touch if !hugetlb => {
                 // SAFETY: the caller owns the range and nothing else accesses it.
-                unsafe { Self::touch(addr, len, m.page_size()) };
+                unsafe { numaperf_core::region::write_fault(addr, len, m.page_size()) };
                 Ok(())
             }
             Prefault::Touch | Prefault::Populate => {
@@ -479,7 +458,7 @@ impl PlacementBackend for LinuxBackend {
                     // fault pages before mbind gave the range its policy, so touch instead.
                     Err(Errno::INVAL) if !hugetlb => {
                         // SAFETY: as for Touch.
-                        unsafe { Self::touch(addr, len, m.page_size()) };
+                        unsafe { numaperf_core::region::write_fault(addr, len, m.page_size()) };
                         Ok(())
                     }
                     Err(Errno::NOMEM | Errno::FAULT) if hugetlb => {

@@ -140,7 +140,7 @@ impl PlacementBackend for PortableBackend {
         if how != Prefault::None {
             // SAFETY: the caller owns the range and nothing else accesses it (the trait's
             // mapping contract); it is mapped read-write.
-            unsafe { memory::touch(addr, len, m.page_size()) };
+            unsafe { numaperf_core::region::write_fault(addr, len, m.page_size()) };
         }
         Ok(())
     }

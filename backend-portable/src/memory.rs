@@ -2,7 +2,6 @@
 //! global allocator with page alignment elsewhere. Zeroed, read-write, page-aligned.
 
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicU8, Ordering};
 
 #[cfg(unix)]
 use numaperf_core::Errno;
@@ -82,21 +81,5 @@ pub(crate) unsafe fn unmap(addr: NonNull<u8>, len: usize, page: usize) -> Result
             )
         };
         Ok(())
-    }
-}
-
-/// Write-faults every page of `addr..addr + len` from this thread, keeping the content
-/// (a compare-exchange of 0 with 0 stores only where the byte is 0; a plain load would be
-/// folded into reading the zero page).
-///
-/// # Safety
-/// The range is mapped read-write and, for the duration of the call, no reference to it
-/// exists and no other thread accesses it non-atomically.
-pub(crate) unsafe fn touch(addr: *mut u8, len: usize, page: usize) {
-    for off in (0..len).step_by(page) {
-        // SAFETY: inside the range (off < len), mapped read-write; by the contract nothing
-        // else accesses it during the call.
-        let byte = unsafe { AtomicU8::from_ptr(addr.add(off)) };
-        let _ = byte.compare_exchange(0, 0, Ordering::Relaxed, Ordering::Relaxed);
     }
 }

@@ -20,17 +20,8 @@ use crate::weighted::KernelWeights;
 /// A region never hands its token out; it hands out a [`MappingInfo`] instead.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Mapping {
-    addr: NonNull<u8>,
-    len: usize,
-    mapped_len: usize,
-    page_size: usize,
+    info: MappingInfo,
 }
-
-// SAFETY: a Mapping is an address range and sizes; it never dereferences the pointer,
-// so moving or sharing it between threads cannot cause a data race by itself.
-unsafe impl Send for Mapping {}
-// SAFETY: as above; `&Mapping` exposes only the address as a value.
-unsafe impl Sync for Mapping {}
 
 impl Mapping {
     /// A mapping token.
@@ -46,56 +37,29 @@ impl Mapping {
         page_size: usize,
     ) -> Self {
         Mapping {
-            addr,
-            len,
-            mapped_len,
-            page_size,
+            info: MappingInfo {
+                addr,
+                len,
+                mapped_len,
+                page_size,
+            },
         }
     }
 
-    /// Start address.
+    /// Start address, for the backend's calls on its own mapping.
     pub fn as_ptr(&self) -> *mut u8 {
-        self.addr.as_ptr()
+        self.info.addr.as_ptr()
     }
 
     /// Start address, non-null.
     pub fn addr(&self) -> NonNull<u8> {
-        self.addr
-    }
-
-    /// Length the caller asked for.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Whether the requested length is 0 (never true for a mapping a backend made).
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// Length actually mapped (rounded up to whole pages).
-    pub fn mapped_len(&self) -> usize {
-        self.mapped_len
-    }
-
-    /// The page size placement is tracked in (the huge page size for hugetlb).
-    pub fn page_size(&self) -> usize {
-        self.page_size
-    }
-
-    /// Number of pages of `page_size`.
-    pub fn page_count(&self) -> usize {
-        self.mapped_len / self.page_size
+        self.info.addr
     }
 
     /// A `Copy` description of the mapping (address and sizes), which is not the token.
+    /// The token derefs to it, for `len()`, `mapped_len()`, `page_size()`, `page_count()`.
     pub fn info(&self) -> MappingInfo {
-        MappingInfo {
-            addr: self.addr,
-            len: self.len,
-            mapped_len: self.mapped_len,
-            page_size: self.page_size,
-        }
+        self.info
     }
 
     /// Every page of the mapping.
@@ -126,6 +90,14 @@ impl Mapping {
             )),
             _ => Err(out),
         }
+    }
+}
+
+impl core::ops::Deref for Mapping {
+    type Target = MappingInfo;
+
+    fn deref(&self) -> &MappingInfo {
+        &self.info
     }
 }
 

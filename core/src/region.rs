@@ -10,6 +10,28 @@ use crate::populate::{plan_populate, PopulatePlan, POPULATE_PARALLEL_MIN};
 use crate::topology::TopologyInfo;
 use crate::weighted::{physical_weights, WeightedChunks};
 
+/// Write-faults every page of `addr..addr + len` (pages of `page` bytes) from the calling
+/// thread, keeping the content: the `Touch` prefault of every backend with real memory.
+///
+/// A compare-exchange of 0 with 0 stores whenever the byte is 0 (a fresh or zero-page
+/// mapped page) and a non-zero byte means the page is already backed. An idempotent
+/// `fetch_or(0)` would be wrong: LLVM folds it into a plain load in release builds, which
+/// maps the shared zero page instead of allocating under the policy.
+///
+/// # Safety
+/// `addr..addr + len` is mapped read-write and, for the duration of the call, no
+/// reference to it exists and no other thread accesses it non-atomically (the
+/// [`PlacementBackend`] mapping contract).
+pub unsafe fn write_fault(addr: *mut u8, len: usize, page: usize) {
+    use core::sync::atomic::{AtomicU8, Ordering};
+    for off in (0..len).step_by(page.max(1)) {
+        // SAFETY: inside the range (off < len), mapped read-write; by the contract nothing
+        // else accesses it during the call.
+        let byte = unsafe { AtomicU8::from_ptr(addr.add(off)) };
+        let _ = byte.compare_exchange(0, 0, Ordering::Relaxed, Ordering::Relaxed);
+    }
+}
+
 /// `len` rounded up to a multiple of `unit` (a power of two).
 ///
 /// # Errors
