@@ -640,6 +640,7 @@ fn dropping_the_last_pool_handle_inside_its_own_task_is_fine() {
 
 /// Set in the re-executed test binary that forks (so the fork happens in a process whose
 /// only other threads are the pool's idle workers, not the test harness's).
+#[cfg(unix)]
 const FORK_CHILD: &str = "NUMAPERF_POOLS_FORK_CHILD";
 
 #[cfg(all(unix, not(miri)))]
