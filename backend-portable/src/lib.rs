@@ -161,8 +161,7 @@ impl PlacementBackend for PortableBackend {
         Ok(())
     }
 
-    unsafe fn migrate(&self, m: &Mapping, to: &NodeMask, mode: NodeMode) -> Result<(), NumaError> {
-        let _ = m.all_pages();
+    unsafe fn migrate(&self, _m: &Mapping, to: &NodeMask, mode: NodeMode) -> Result<(), NumaError> {
         let mut opts = RegionOptions::new();
         opts.node_mode = mode;
         // One node: a valid target is node 0 and nothing moves.

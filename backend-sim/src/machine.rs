@@ -119,7 +119,8 @@ impl SimMapping {
         }
     }
 
-    /// Whether every segment's policy is `Bind` (NUMA balancing leaves those alone).
+    /// Whether the policy of the segment holding `page` is `Bind` (NUMA balancing leaves
+    /// those pages alone).
     fn is_bound(&self, page: usize) -> bool {
         matches!(self.segment_at(page).0.policy, MemPolicy::Bind(_))
     }

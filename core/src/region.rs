@@ -6,7 +6,7 @@ use crate::error::NumaError;
 use crate::node::NodeMask;
 use crate::options::{Enforcement, NodeMode, Prefault, RegionOptions};
 use crate::policy::MemPolicy;
-use crate::populate::{plan_populate, PopulatePlan, POPULATE_PARALLEL_MIN};
+use crate::populate::{plan_populate, POPULATE_PARALLEL_MIN};
 use crate::topology::TopologyInfo;
 use crate::weighted::{physical_weights, WeightedChunks};
 
@@ -236,21 +236,27 @@ pub fn create_region<B: PlacementBackend + ?Sized>(
     // SAFETY: `m` was just mapped by `b` and is owned by the guard; no reference to its
     // memory exists outside this function.
     unsafe { apply_policy(b, m, policy, opts)? };
-    let may_split = opts.populate_threads != 1 && b.topology().allowed_cpus().count() > 1;
-    if prefault == Prefault::Populate && bytes >= POPULATE_PARALLEL_MIN && may_split {
-        // A large populate may be spread over threads (where the caller's CPU is known).
-        let plan = match b.current_cpu() {
-            Ok(caller) => plan_populate(
-                b.topology(),
-                policy,
-                &eff,
-                opts,
-                caller,
-                m.all_pages(),
-                m.page_size(),
-            ),
-            Err(_) => PopulatePlan::single(m.all_pages(), 0),
-        };
+    // A large populate may be spread over threads, where a split is possible and the
+    // caller's CPU is known (it decides which CPUs keep placement unchanged).
+    let may_split = prefault == Prefault::Populate
+        && bytes >= POPULATE_PARALLEL_MIN
+        && opts.populate_threads != 1
+        && b.topology().allowed_cpus().count() > 1;
+    let caller = if may_split {
+        b.current_cpu().ok()
+    } else {
+        None
+    };
+    if let Some(caller) = caller {
+        let plan = plan_populate(
+            b.topology(),
+            policy,
+            &eff,
+            opts,
+            caller,
+            m.all_pages(),
+            m.page_size(),
+        );
         // SAFETY: as above; the plan's parts are disjoint ranges of `m`.
         unsafe { b.populate_parts(m, &plan)? };
     } else if prefault != Prefault::None {
@@ -606,6 +612,20 @@ mod tests {
         );
     }
 
+    /// A mock whose kernel table gives nodes 0 and 1 these weights.
+    fn mock_with_kernel_weights(w0: u8, w1: u8) -> MockPlacementBackend {
+        let mut b = mock();
+        b.expect_kernel_weights().returning(move || {
+            Ok(Some(crate::weighted::KernelWeights {
+                weights: crate::policy::NodeWeights::new()
+                    .with(NodeId::new(0), w0)
+                    .with(NodeId::new(1), w1),
+                auto: None,
+            }))
+        });
+        b
+    }
+
     fn weighted_3_1() -> MemPolicy {
         MemPolicy::WeightedInterleave(
             crate::policy::NodeWeights::new()
@@ -616,15 +636,7 @@ mod tests {
 
     #[test]
     fn weights_unlike_the_kernels_are_laid_out_in_chunks_without_touching_the_table() {
-        let mut b = mock();
-        b.expect_kernel_weights().returning(|| {
-            Ok(Some(crate::weighted::KernelWeights {
-                weights: crate::policy::NodeWeights::new()
-                    .with(NodeId::new(0), 1)
-                    .with(NodeId::new(1), 1),
-                auto: Some(false),
-            }))
-        });
+        let mut b = mock_with_kernel_weights(1, 1);
         let seen = std::sync::Arc::new(std::sync::Mutex::new(std::vec::Vec::new()));
         let log = seen.clone();
         b.expect_apply_policy()
@@ -656,15 +668,7 @@ mod tests {
 
     #[test]
     fn weights_like_the_kernels_use_the_kernel_mode() {
-        let mut b = mock();
-        b.expect_kernel_weights().returning(|| {
-            Ok(Some(crate::weighted::KernelWeights {
-                weights: crate::policy::NodeWeights::new()
-                    .with(NodeId::new(0), 3)
-                    .with(NodeId::new(1), 1),
-                auto: None,
-            }))
-        });
+        let mut b = mock_with_kernel_weights(3, 1);
         b.expect_apply_policy()
             .times(1)
             .withf(|_, pages, policy, _, _| {
