@@ -10,7 +10,7 @@ use numaperf_core::{
     OwnedTopology, MAX_CPUS, MAX_NUMNODES,
 };
 
-use crate::machine::SimMachine;
+use crate::machine::{SimMachine, PAGE_SIZE};
 
 /// Builds a [`SimMachine`] node by node.
 #[derive(Clone, Debug, Default)]
@@ -19,6 +19,7 @@ pub struct SimBuilder {
     distances: Vec<(NodeId, NodeId, u8)>,
     huge: Vec<(NodeId, u64, u64)>,
     allowed: Option<NodeMask>,
+    page_size: Option<usize>,
 }
 
 impl SimBuilder {
@@ -59,6 +60,13 @@ impl SimBuilder {
         self
     }
 
+    /// Sets the base page size in bytes (default [`PAGE_SIZE`], 4 KiB): e.g. 64 KiB, as
+    /// Debian's 6.1 ppc64el kernel has. [`SimBuilder::build`] checks it.
+    pub fn base_page_size(mut self, bytes: usize) -> Self {
+        self.page_size = Some(bytes);
+        self
+    }
+
     /// The machine. Every limit is checked before any work is done.
     ///
     /// # Errors
@@ -66,8 +74,10 @@ impl SimBuilder {
     /// in all, or more than [`SimMachine::MAX_MEMORY`] `"bytes of memory"` (all nodes and
     /// huge page pools together; a sum that overflows counts as `u64::MAX`);
     /// [`NumaError::InvalidNode`] for an id beyond 1023; [`NumaError::InvalidTopology`]
-    /// for duplicate or out-of-order ids, or no nodes.
+    /// for duplicate or out-of-order ids, or no nodes; [`NumaError::InvalidConfig`] for a
+    /// base page size that is not a power of two from 4 KiB to 1 MiB.
     pub fn build(self) -> Result<SimMachine, NumaError> {
+        let page_size = checked_page_size(self.page_size.unwrap_or(PAGE_SIZE))?;
         let saturated = |n: Option<u64>| n.unwrap_or(u64::MAX);
         within("nodes", self.nodes.len() as u64, MAX_NUMNODES as u64)?;
         if let Some(&(id, ..)) = self.nodes.iter().find(|n| !n.0.is_valid()) {
@@ -109,7 +119,23 @@ impl SimBuilder {
             })
             .collect();
         let topo = OwnedTopology::new(infos, self.allowed, None)?;
-        Ok(SimMachine::new(topo, &self.huge))
+        Ok(SimMachine::new(topo, &self.huge, page_size))
+    }
+}
+
+/// The largest base page size a simulated machine may have: half the smallest huge page
+/// (2 MiB), so that a huge page is always several base pages.
+const MAX_PAGE_SIZE: usize = 1 << 20;
+
+/// `bytes` as a base page size: a power of two from 4 KiB to [`MAX_PAGE_SIZE`].
+fn checked_page_size(bytes: usize) -> Result<usize, NumaError> {
+    if bytes.is_power_of_two() && (PAGE_SIZE..=MAX_PAGE_SIZE).contains(&bytes) {
+        Ok(bytes)
+    } else {
+        Err(NumaError::InvalidConfig {
+            field: "base_page_size",
+            reason: "must be a power of two from 4096 to 1048576 bytes",
+        })
     }
 }
 
@@ -194,6 +220,20 @@ impl SimMachine {
     /// [`NumaError::Sysfs`] naming the file that is missing (for a `dir` that does not
     /// exist: `online`), unreadable, not text, malformed or inconsistent with the tree.
     pub fn from_sysfs_dir(dir: impl AsRef<Path>) -> Result<Self, NumaError> {
+        Self::from_sysfs_dir_with_page_size(dir, PAGE_SIZE)
+    }
+
+    /// As [`SimMachine::from_sysfs_dir`], with base pages of `page_size` bytes (those of
+    /// the kernel whose tree it is, for a replay that counts pages as that kernel does).
+    ///
+    /// # Errors
+    /// As [`SimMachine::from_sysfs_dir`]; [`NumaError::InvalidConfig`] for a page size
+    /// [`SimBuilder::base_page_size`] refuses, checked before any file is read.
+    pub fn from_sysfs_dir_with_page_size(
+        dir: impl AsRef<Path>,
+        page_size: usize,
+    ) -> Result<Self, NumaError> {
+        let page_size = checked_page_size(page_size)?;
         let dir = dir.as_ref();
         let read = |p: &str| {
             let bytes = fs::read(dir.join(p)).map_err(|e| match e.raw_os_error() {
@@ -204,6 +244,6 @@ impl SimMachine {
             String::from_utf8(bytes).map_err(|_| FileProblem::NotText)
         };
         let topo = topology_from_sysfs(read, ProcessAllowed::default())?;
-        Ok(SimMachine::new(topo, &[]))
+        Ok(SimMachine::new(topo, &[], page_size))
     }
 }

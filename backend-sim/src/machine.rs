@@ -17,9 +17,11 @@ use crate::calls::{CallCounts, CallKind};
 use crate::memory::Block;
 use crate::threads::{self, Restore, SimThread};
 
-/// Base page size of the simulated machine.
+/// Base page size of a simulated machine unless its builder sets another
+/// ([`crate::SimBuilder::base_page_size`]).
 pub const PAGE_SIZE: usize = 4096;
-const THP_ORDER: u32 = 9;
+/// Bytes a transparent huge page covers (a PMD of 4 KiB pages; 64 KiB radix ppc64 too).
+const THP_SIZE: usize = 2 << 20;
 
 /// A kernel feature the simulated kernel can be made to lack.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,6 +72,8 @@ struct SimMapping {
     mapped_len: usize,
     /// Page size placement is tracked in (the huge page size for hugetlb).
     unit: usize,
+    /// The machine's base page size.
+    base: usize,
     huge: HugePages,
     /// Policies by page range, sorted by first page, the first at page 0 (the kernel's
     /// VMAs after mbind on parts of a mapping).
@@ -142,6 +146,8 @@ pub struct SimMachine {
     topology: OwnedTopology,
     state: Mutex<State>,
     calls: CallCounts,
+    /// Base page size in bytes (a power of two, checked by the builder).
+    page_size: usize,
 }
 
 impl std::fmt::Debug for SimMachine {
@@ -154,8 +160,13 @@ impl std::fmt::Debug for SimMachine {
 
 impl SimMachine {
     /// A machine with this topology; node capacities from each node's total memory and
-    /// free memory from its free memory, plus per-node hugetlb pools.
-    pub(crate) fn new(topology: OwnedTopology, huge: &[(NodeId, u64, u64)]) -> Self {
+    /// free memory from its free memory, plus per-node hugetlb pools; base pages of
+    /// `page_size` bytes (a power of two the caller checked).
+    pub(crate) fn new(
+        topology: OwnedTopology,
+        huge: &[(NodeId, u64, u64)],
+        page_size: usize,
+    ) -> Self {
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         let nodes = topology
             .node_list()
@@ -166,8 +177,8 @@ impl SimMachine {
                     .find(|h| h.0 == n.id())
                     .map_or((0, 0), |h| (h.1, h.2));
                 let mem = NodeMemory {
-                    total: n.mem_total() / PAGE_SIZE as u64,
-                    free: n.mem_free().min(n.mem_total()) / PAGE_SIZE as u64,
+                    total: n.mem_total() / page_size as u64,
+                    free: n.mem_free().min(n.mem_total()) / page_size as u64,
                     fail_after: None,
                     huge_2m: h2,
                     huge_1g: h1,
@@ -183,6 +194,7 @@ impl SimMachine {
                 ..State::default()
             }),
             calls: CallCounts::default(),
+            page_size,
         }
     }
 
@@ -230,7 +242,7 @@ impl SimMachine {
 
     /// Every node's capacity and free memory now.
     pub fn usage(&self) -> Vec<NodeUsage> {
-        let page = PAGE_SIZE as u64;
+        let page = self.page_size as u64;
         self.state()
             .nodes
             .iter()
@@ -303,7 +315,7 @@ impl SimMachine {
         let State { nodes, maps, .. } = &mut *st;
         let mut moved = 0;
         for m in maps.values_mut() {
-            if m.unit != PAGE_SIZE {
+            if m.unit != m.base {
                 continue;
             }
             for i in 0..m.pages.len() {
@@ -354,17 +366,18 @@ impl SimMachine {
                     continue;
                 }
                 // A transparent huge page covers a whole aligned 2 MiB block of one VMA.
-                let block = 1 << THP_ORDER;
+                let block = (THP_SIZE / m.base).max(1);
+                let base_shift = m.base.trailing_zeros();
                 let (count, order, shift) = if m.huge == HugePages::Transparent
                     && i % block == 0
                     && i + block <= seg_end
                     && m.pages[i..i + block].iter().all(Option::is_none)
                 {
-                    (block, THP_ORDER, 12)
-                } else if m.unit > PAGE_SIZE {
+                    (block, block.trailing_zeros(), base_shift)
+                } else if m.unit > m.base {
                     (1, 0, m.unit.trailing_zeros())
                 } else {
-                    (1, 0, 12)
+                    (1, 0, base_shift)
                 };
                 let addr = start + i * m.unit;
                 let ilx = interleave_index(start, addr, shift, order);
@@ -465,7 +478,7 @@ fn pool(m: &mut NodeMemory, huge: HugePages) -> &mut u64 {
 
 /// Gives a unit's memory back to its node.
 fn release(nodes: &mut BTreeMap<NodeId, NodeMemory>, m: &SimMapping, node: NodeId, count: u64) {
-    if m.unit > PAGE_SIZE {
+    if m.unit > m.base {
         if let Some(n) = nodes.get_mut(&node) {
             *pool(n, m.huge) += count;
         }
@@ -490,7 +503,7 @@ fn place(
     let mut order = [NodeId::new(0); MAX_NUMNODES];
     let k = allocation_order(&seg.policy, &seg.opts, eff, topo, local, ilx, &mut order);
     for &n in &order[..k] {
-        let ok = if m.unit > PAGE_SIZE {
+        let ok = if m.unit > m.base {
             nodes.get_mut(&n).is_some_and(|nm| {
                 let p = pool(nm, m.huge);
                 (*p > 0).then(|| *p -= 1).is_some()
@@ -505,10 +518,10 @@ fn place(
     let available = order[..k]
         .iter()
         .filter_map(|n| nodes.get(n))
-        .map(|n| n.free * PAGE_SIZE as u64)
+        .map(|n| n.free * m.base as u64)
         .sum();
     Err(NumaError::InsufficientMemory {
-        requested: count * m.unit.min(PAGE_SIZE) as u64,
+        requested: count * m.unit.min(m.base) as u64,
         available,
     })
 }
@@ -521,7 +534,7 @@ impl PlacementBackend for SimMachine {
     }
 
     fn base_page_size(&self) -> usize {
-        PAGE_SIZE
+        self.page_size
     }
 
     fn free_memory(&self, node: NodeId, huge: HugePages) -> Result<u64, NumaError> {
@@ -529,7 +542,7 @@ impl PlacementBackend for SimMachine {
         let st = self.state();
         let m = st.nodes.get(&node).ok_or(NumaError::NodeNotFound(node))?;
         Ok(match huge {
-            HugePages::None | HugePages::Transparent => m.free * PAGE_SIZE as u64,
+            HugePages::None | HugePages::Transparent => m.free * self.page_size as u64,
             HugePages::Explicit2M => m.huge_2m * (2 << 20),
             HugePages::Explicit1G => m.huge_1g * (1 << 30),
         })
@@ -537,10 +550,10 @@ impl PlacementBackend for SimMachine {
 
     fn map(&self, len: usize, huge: HugePages) -> Result<Mapping, NumaError> {
         self.calls.record(CallKind::Map);
-        let unit = huge.unit(PAGE_SIZE);
+        let unit = huge.unit(self.page_size);
         let mapped = round_to_unit(len, unit)?;
         let mut st = self.state();
-        if unit > PAGE_SIZE {
+        if unit > self.page_size {
             // hugetlb reserves its pages when mapping.
             let have: u64 = st.nodes.values_mut().map(|n| *pool(n, huge)).sum();
             if have < (mapped / unit) as u64 {
@@ -548,7 +561,7 @@ impl PlacementBackend for SimMachine {
             }
         }
         let align = if huge == HugePages::Transparent {
-            2 << 20
+            THP_SIZE.max(unit)
         } else {
             unit
         };
@@ -559,6 +572,7 @@ impl PlacementBackend for SimMachine {
             len,
             mapped_len: mapped,
             unit,
+            base: self.page_size,
             huge,
             segments: vec![Segment {
                 first: 0,
