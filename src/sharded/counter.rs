@@ -9,7 +9,7 @@ use crossbeam_utils::CachePadded;
 use numaperf_core::{NodeId, NumaError, PlacementBackend, TopologyInfo};
 
 use super::lease::{self, LeaseTable};
-use super::local::{self, LocalCache};
+use super::local::{self, LocalCache, REFRESH_EVERY};
 use super::store::{shard_nodes, NodeStore, ShardMemory};
 use crate::{DefaultBackend, Topology};
 
@@ -23,8 +23,10 @@ use crate::{DefaultBackend, Topology};
 /// locked instruction, no shared line); the slot is released when the thread exits (or
 /// moves to another node's slots). When a node's thread slots are all taken, further
 /// threads add with `fetch_add` to the slot of the CPU they run on, so threads on
-/// different CPUs still do not share a line. The thread's node is re-read every
-/// [`crate::NumaSharded::REFRESH_EVERY`] calls, as [`crate::NumaSharded::local`] does.
+/// different CPUs still do not share a line. The thread's node is re-read about every
+/// [`crate::NumaSharded::REFRESH_EVERY`] calls, as [`crate::NumaSharded::local`] does:
+/// when the slot's count crosses a multiple of it (so an add costs one store, not two),
+/// adds of that much or more counting as one call each.
 /// Every add is counted exactly, whichever slot it lands in.
 ///
 /// ```
@@ -136,7 +138,7 @@ impl<B: PlacementBackend> ShardedCounter<B> {
     /// count, not a synchronisation point.
     #[inline]
     pub fn add(&self, n: u64) {
-        let p = self.cache.get(|previous| self.read_slot(previous));
+        let p = self.cache.peek(|previous| self.read_slot(previous));
         let exclusive = p.addr() & EXCLUSIVE != 0;
         let slot = p
             .map_addr(|a| a & !EXCLUSIVE)
@@ -145,14 +147,21 @@ impl<B: PlacementBackend> ShardedCounter<B> {
         // written only by `read_slot` of this counter: the address of one of its slots
         // (initialised, not dropped while `self` is borrowed), tagged in bit 0.
         let slot: &AtomicU64 = unsafe { &*slot };
-        if exclusive {
+        let old = if exclusive {
             // Only this thread writes a leased slot (see `lease`), so this is exact.
-            slot.store(
-                slot.load(Ordering::Relaxed).wrapping_add(n),
-                Ordering::Relaxed,
-            );
+            let old = slot.load(Ordering::Relaxed);
+            slot.store(old.wrapping_add(n), Ordering::Relaxed);
+            old
         } else {
-            slot.fetch_add(n, Ordering::Relaxed);
+            slot.fetch_add(n, Ordering::Relaxed)
+        };
+        // The slot's own count is the call counter (no second store per call): the thread
+        // reads its CPU again when the count crosses a multiple of REFRESH_EVERY. Adds that
+        // large count as one call each.
+        if n >= u64::from(REFRESH_EVERY) {
+            self.cache.count_down();
+        } else if (old ^ old.wrapping_add(n)) >> REFRESH_EVERY.trailing_zeros() != 0 {
+            self.cache.expire();
         }
     }
 

@@ -11,6 +11,7 @@ use numaperf_core::{CpuLocation, NodeId, TopologyInfo, MAX_NUMNODES};
 /// How many calls on one thread one reading of the thread's CPU serves: the cache asks
 /// the backend again on the call after this many.
 pub(crate) const REFRESH_EVERY: u32 = 1024;
+const _: () = assert!(REFRESH_EVERY.is_power_of_two()); // the counter tests a bit boundary
 
 /// For every node of a machine, the shard its threads use: its own when it has one, else
 /// the first shard node in the kernel's fallback order from it (what the kernel gives a
@@ -44,21 +45,30 @@ pub(crate) fn route_nodes(
         .collect()
 }
 
-#[derive(Clone, Copy)]
+/// One cache entry. Separate cells, so that a hit writes only the countdown.
 struct Entry {
     /// The owning instance's id (0: empty).
-    owner: u64,
+    owner: Cell<u64>,
     /// What the owner computed from the thread's CPU (an address inside the owner).
-    value: *const (),
+    value: Cell<*const ()>,
     /// Calls left before the CPU is read again.
-    left: u32,
+    left: Cell<u32>,
 }
 
+#[allow(clippy::declare_interior_mutable_const)] // a template for the array below
 const EMPTY: Entry = Entry {
-    owner: 0,
-    value: core::ptr::null(),
-    left: 0,
+    owner: Cell::new(0),
+    value: Cell::new(core::ptr::null()),
+    left: Cell::new(0),
 };
+
+impl Entry {
+    fn clear(&self) {
+        self.owner.set(0);
+        self.value.set(core::ptr::null());
+        self.left.set(0);
+    }
+}
 
 /// Entries per thread, chosen by owner id: eight sharded values used in turn by one
 /// thread each keep their entry; a ninth shares one with the first (both still correct,
@@ -68,12 +78,12 @@ const ENTRIES: usize = 8;
 thread_local! {
     // Const-initialised and without a destructor: no lazy-init check on the hot path, and
     // reachable during thread exit too.
-    static CACHE: [Cell<Entry>; ENTRIES] = const { [const { Cell::new(EMPTY) }; ENTRIES] };
+    static CACHE: [Entry; ENTRIES] = const { [EMPTY; ENTRIES] };
 }
 
 /// Forgets every cached value of the calling thread (its next calls read the CPU again).
 pub(crate) fn forget_all() {
-    let _ = CACHE.try_with(|c| c.iter().for_each(|e| e.set(EMPTY)));
+    let _ = CACHE.try_with(|c| c.iter().for_each(Entry::clear));
 }
 
 /// One instance's key into every thread's cache. Ids are never reused, so an entry
@@ -102,14 +112,11 @@ impl LocalCache {
     #[inline]
     pub(crate) fn get(&self, read: impl FnOnce(Option<*const ()>) -> *const ()) -> *const () {
         let hit = CACHE.try_with(|c| {
-            let cell = &c[self.owner as usize % ENTRIES];
-            let e = cell.get();
-            if e.owner == self.owner && e.left > 0 {
-                cell.set(Entry {
-                    left: e.left - 1,
-                    ..e
-                });
-                Some(e.value)
+            let e = &c[self.owner as usize % ENTRIES];
+            let left = e.left.get();
+            if e.owner.get() == self.owner && left > 0 {
+                e.left.set(left - 1);
+                Some(e.value.get())
             } else {
                 None
             }
@@ -120,6 +127,42 @@ impl LocalCache {
         }
     }
 
+    /// Like [`LocalCache::get`], without counting the call: for callers that decide
+    /// themselves when the value is stale ([`LocalCache::expire`], [`LocalCache::count_down`]).
+    #[inline]
+    pub(crate) fn peek(&self, read: impl FnOnce(Option<*const ()>) -> *const ()) -> *const () {
+        let hit = CACHE.try_with(|c| {
+            let e = &c[self.owner as usize % ENTRIES];
+            (e.owner.get() == self.owner && e.left.get() > 0).then(|| e.value.get())
+        });
+        match hit {
+            Ok(Some(v)) => v,
+            _ => self.refresh(read),
+        }
+    }
+
+    /// Counts one call against the calling thread's entry, as [`LocalCache::get`] does.
+    #[inline]
+    pub(crate) fn count_down(&self) {
+        let _ = CACHE.try_with(|c| {
+            let e = &c[self.owner as usize % ENTRIES];
+            if e.owner.get() == self.owner {
+                e.left.set(e.left.get().saturating_sub(1));
+            }
+        });
+    }
+
+    /// Makes the calling thread's next call compute its value again.
+    #[cold]
+    pub(crate) fn expire(&self) {
+        let _ = CACHE.try_with(|c| {
+            let e = &c[self.owner as usize % ENTRIES];
+            if e.owner.get() == self.owner {
+                e.left.set(0);
+            }
+        });
+    }
+
     /// Computes the value now with `read(previous)`, stores it for this thread's next
     /// [`REFRESH_EVERY`]` - 1` calls, and returns it.
     #[cold]
@@ -127,18 +170,17 @@ impl LocalCache {
         let slot = self.owner as usize % ENTRIES;
         let previous = CACHE
             .try_with(|c| {
-                let e = c[slot].get();
-                (e.owner == self.owner).then_some(e.value)
+                let e = &c[slot];
+                (e.owner.get() == self.owner).then(|| e.value.get())
             })
             .ok()
             .flatten();
         let value = read(previous);
         let _ = CACHE.try_with(|c| {
-            c[slot].set(Entry {
-                owner: self.owner,
-                value,
-                left: REFRESH_EVERY - 1,
-            })
+            let e = &c[slot];
+            e.owner.set(self.owner);
+            e.value.set(value);
+            e.left.set(REFRESH_EVERY - 1);
         });
         value
     }
