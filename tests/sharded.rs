@@ -164,6 +164,47 @@ fn local_reads_the_cpu_once_per_refresh_period() {
     .unwrap();
 }
 
+#[test]
+fn counter_reads_the_cpu_once_per_refresh_period_and_follows_a_move() {
+    use numaperf_sim::CallKind;
+    let sim = machine();
+    let topo = Topology::of_backend(&sim).unwrap();
+    let c = ShardedCounter::new_in(&sim, &topo).unwrap();
+    let period = u64::from(NumaSharded::<NodeId>::REFRESH_EVERY);
+    std::thread::scope(|sc| {
+        sc.spawn(|| {
+            sim.run_on_cpu(0, || {
+                let before = sim.calls().get(CallKind::CurrentCpu);
+                for _ in 0..period - 1 {
+                    c.increment();
+                }
+                assert_eq!(
+                    sim.calls().get(CallKind::CurrentCpu) - before,
+                    1,
+                    "one read"
+                );
+                // Moved to node 1: the add that crosses the period still lands on node 0,
+                // the next one reads the CPU again and lands on node 1.
+                sim.run_on_cpu(2, || {
+                    c.increment();
+                    assert_eq!(c.iter().collect::<Vec<_>>()[0], (node(0), period));
+                    c.increment();
+                    assert_eq!(sim.calls().get(CallKind::CurrentCpu) - before, 2);
+                    assert_eq!(c.iter().collect::<Vec<_>>()[1], (node(1), 1));
+                    // Large adds count as one call each: a period of them, one read.
+                    for _ in 0..period {
+                        c.add(period);
+                    }
+                    assert_eq!(sim.calls().get(CallKind::CurrentCpu) - before, 3);
+                })
+                .unwrap();
+            })
+            .unwrap();
+        });
+    });
+    assert_eq!(c.sum(), period + 1 + period * period);
+}
+
 struct Counted<'a> {
     node: NodeId,
     drops: &'a Mutex<Vec<NodeId>>,
