@@ -11,9 +11,11 @@
 
 mod affinity;
 mod backend;
+mod locality;
 pub mod mempolicy;
 mod sys;
 mod topology;
 
 pub use backend::{kernel_weights, LinuxBackend};
+pub use locality::LinuxLocality;
 pub use topology::{read_topology, SYSFS_NODE_ROOT};

@@ -20,6 +20,12 @@ extern crate std;
 pub mod backend;
 pub mod errno;
 pub mod error;
+#[cfg(feature = "alloc")]
+pub mod locality;
+#[cfg(feature = "alloc")]
+pub mod locality_grade;
+#[cfg(feature = "alloc")]
+pub mod locality_parse;
 pub mod node;
 pub mod options;
 pub mod parse;
