@@ -4,6 +4,7 @@
 
 use core::fmt;
 
+use crate::device::DeviceRef;
 use crate::errno::Errno;
 use crate::node::NodeId;
 use crate::parse::ParseError;
@@ -141,6 +142,20 @@ pub enum NumaError {
     },
     /// The pool is shutting down and takes no more work.
     PoolShutDown,
+    /// No device of this name (a `netdev:`, `block:`, `pci:` or `file:` form's device).
+    DeviceNotFound(DeviceRef),
+    /// The device exists, but the kernel tells no node for it (not on PCI, or neither
+    /// `numa_node` nor `local_cpulist` says).
+    DeviceLocalityUnknown(DeviceRef),
+    /// A device's sysfs file is missing, unreadable or malformed.
+    DeviceFile {
+        /// The device; its sysfs directory is `device.kind.sysfs_dir()/name`.
+        device: DeviceRef,
+        /// The file in that directory (`""`: the directory or link itself).
+        file: &'static str,
+        /// What is wrong with it.
+        problem: FileProblem,
+    },
     /// An operating-system call failed with this errno.
     Os {
         /// The call, e.g. `"mbind"`.
@@ -357,6 +372,20 @@ impl fmt::Display for NumaError {
             ),
             NumaError::InvalidConfig { field, reason } => write!(f, "{field} {reason}"),
             NumaError::PoolShutDown => f.write_str("the pool is shutting down"),
+            NumaError::DeviceNotFound(d) => write!(f, "{d}: no such device"),
+            NumaError::DeviceLocalityUnknown(d) => {
+                write!(f, "{d}: the kernel tells no NUMA node for it")
+            }
+            NumaError::DeviceFile {
+                device,
+                file: "",
+                problem,
+            } => write!(f, "{device}: {problem}"),
+            NumaError::DeviceFile {
+                device,
+                file,
+                problem,
+            } => write!(f, "{device}/{file}: {problem}"),
             NumaError::Os { op, errno } => write!(f, "{op} failed: {errno}"),
         }
     }
@@ -373,12 +402,16 @@ impl From<NumaError> for std::io::Error {
         let kind = match e {
             NumaError::Os { errno, .. } => std::io::Error::from_raw_os_error(errno.raw()).kind(),
             NumaError::PermissionDenied { .. } => K::PermissionDenied,
-            NumaError::NodeNotFound(_) | NumaError::ForeignMapping => K::NotFound,
+            NumaError::NodeNotFound(_)
+            | NumaError::ForeignMapping
+            | NumaError::DeviceNotFound(_) => K::NotFound,
             NumaError::InsufficientMemory { .. } | NumaError::HugePagesUnavailable { .. } => {
                 K::OutOfMemory
             }
             NumaError::Unsupported { .. } => K::Unsupported,
-            NumaError::Sysfs { .. } | NumaError::Parse(_) => K::InvalidData,
+            NumaError::Sysfs { .. } | NumaError::Parse(_) | NumaError::DeviceFile { .. } => {
+                K::InvalidData
+            }
             NumaError::PlacementViolated { .. } | NumaError::PoolShutDown => K::Other,
             _ => K::InvalidInput,
         };

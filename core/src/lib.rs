@@ -18,6 +18,9 @@ extern crate std;
 extern crate std;
 
 pub mod backend;
+pub mod device;
+#[cfg(feature = "alloc")]
+pub mod device_sysfs;
 pub mod errno;
 pub mod error;
 #[cfg(feature = "alloc")]
@@ -45,11 +48,14 @@ pub use backend::{
     placement, CpuLocation, Mapping, MappingInfo, PageCounts, PageLocation, PageRange,
     PlacementBackend,
 };
+pub use device::{DevNumber, DeviceClass, DeviceKind, DeviceName, DeviceRef, Locality, PciAddress};
+#[cfg(feature = "alloc")]
+pub use device::{DeviceSource, DeviceTable, NamedDevice, PciDevice};
 pub use errno::Errno;
 pub use error::{FileProblem, NumaError, OptionConflict, SysfsFile};
 pub use node::{CpuSet, IdSet, NodeId, NodeMask, MAX_CPUS, MAX_NUMNODES};
 pub use options::{Enforcement, HugePages, NodeMode, Prefault, RegionOptions};
-pub use parse::{ParseError, ParseErrorKind};
+pub use parse::{DeviceSpec, ParseError, ParseErrorKind};
 pub use policy::{MemPolicy, NodeWeights};
 pub use region::create_region;
 pub use topology::{FixedTopology, NodeInfo, NodeList, NodeTable, TopologyInfo};

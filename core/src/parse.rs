@@ -1,8 +1,10 @@
 //! Parsers for the text the kernel and numactl users speak: sysfs lists ("0-3,8-11"),
-//! node `distance` rows, and libnuma's node syntax ("all", "!2", "+0-1"). None of them panics.
+//! node `distance` rows, libnuma's node syntax ("all", "!2", "+0-1"), numactl's device forms
+//! ("netdev:eth0", "pci:0000:3b:00.0") and the PCI device files. None of them panics.
 
 use core::fmt;
 
+use crate::device::{DevNumber, PciAddress};
 use crate::node::{IdSet, NodeId, NodeMask, SetMember};
 
 /// What went wrong while parsing.
@@ -25,6 +27,11 @@ pub enum ParseErrorKind {
     NodeNotAvailable(u32),
     /// More entries than the output buffer holds.
     TooManyEntries,
+    /// `word:` before a colon that is none of numactl's device forms (`netdev:`,
+    /// `block:`, `pci:`, `file:`).
+    UnknownDeviceForm,
+    /// A device name longer than the kernel allows (this many bytes).
+    NameTooLong(u8),
 }
 
 /// A parse failure: what, and at which byte offset.
@@ -52,6 +59,10 @@ impl fmt::Display for ParseError {
                 write!(f, "node {n} is not available to this process")
             }
             ParseErrorKind::TooManyEntries => write!(f, "more entries than fit"),
+            ParseErrorKind::UnknownDeviceForm => {
+                write!(f, "not a device form (netdev:, block:, pci: or file:)")
+            }
+            ParseErrorKind::NameTooLong(max) => write!(f, "name longer than {max} bytes"),
         }
     }
 }
@@ -328,6 +339,194 @@ pub fn meminfo_field(text: &str, key: &str) -> Option<Result<u64, ParseError>> {
     None
 }
 
+/// One of numactl's device forms, which stand for the nodes near a device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceSpec<'a> {
+    /// `netdev:NAME`: the network interface `NAME`.
+    NetDev(&'a str),
+    /// `block:NAME`: the block device (disk or partition) `NAME`.
+    Block(&'a str),
+    /// `pci:[DOMAIN:]BUS:SLOT[.FUNCTION]`: a PCI function.
+    Pci(PciAddress),
+    /// `file:PATH`: the block device holding the filesystem of `PATH` (or `PATH` itself
+    /// when it is a block device node).
+    File(&'a str),
+}
+
+/// The longest interface name Linux takes (`IFNAMSIZ` - 1).
+const MAX_NETDEV: usize = 15;
+/// The longest disk name Linux takes (`DISK_NAME_LEN` - 1).
+const MAX_BLOCK: usize = 31;
+
+/// Reads numactl's device forms: `netdev:eth0`, `block:nvme0n1`, `pci:0000:3b:00.0`,
+/// `file:/data`. `Ok(None)`: the text is no device form (a node list such as `"0-3"`).
+///
+/// A form is a word of ASCII letters before the first `:`. Names follow the kernel's
+/// rules: not empty, not `.` or `..`, no `/`, no whitespace, interfaces at most 15 bytes
+/// and no `:`, disks at most 31 bytes (numactl also refuses `.`, which VLAN interfaces
+/// such as `eth0.100` have; this does not). `pci:` takes hex fields as numactl does:
+/// the domain is optional (0), the function too (0). `ip:` (numactl's route lookup) is
+/// not taken.
+///
+/// # Errors
+/// [`ParseErrorKind::UnknownDeviceForm`] for another word, [`ParseErrorKind::Empty`] for
+/// no name, [`ParseErrorKind::NameTooLong`], [`ParseErrorKind::UnexpectedChar`] at a
+/// character a name may not hold, and the errors of [`parse_pci_address`] (positions
+/// count from the start of `text`).
+pub fn parse_device_spec(text: &str) -> Result<Option<DeviceSpec<'_>>, ParseError> {
+    let Some((form, rest)) = text.split_once(':') else {
+        return Ok(None);
+    };
+    if form.is_empty() || !form.bytes().all(|b| b.is_ascii_alphabetic()) {
+        return Ok(None);
+    }
+    let at = form.len() + 1;
+    let shift = |e: ParseError| ParseError {
+        pos: at + e.pos,
+        ..e
+    };
+    Ok(Some(match form {
+        "netdev" => DeviceSpec::NetDev(device_name(rest, MAX_NETDEV, true).map_err(shift)?),
+        "block" => DeviceSpec::Block(device_name(rest, MAX_BLOCK, false).map_err(shift)?),
+        "pci" => DeviceSpec::Pci(parse_pci_address(rest).map_err(shift)?),
+        "file" if rest.is_empty() => return Err(err(ParseErrorKind::Empty, at)),
+        "file" => DeviceSpec::File(rest),
+        _ => return Err(err(ParseErrorKind::UnknownDeviceForm, 0)),
+    }))
+}
+
+/// A device name as the kernel allows it (see [`parse_device_spec`]).
+fn device_name(name: &str, max: usize, no_colon: bool) -> Result<&str, ParseError> {
+    if name.is_empty() {
+        return Err(err(ParseErrorKind::Empty, 0));
+    }
+    if name.len() > max {
+        return Err(err(ParseErrorKind::NameTooLong(max as u8), max));
+    }
+    if let Some((i, c)) = name
+        .char_indices()
+        .find(|&(_, c)| c == '/' || c.is_whitespace() || (no_colon && c == ':'))
+    {
+        return Err(err(ParseErrorKind::UnexpectedChar(c), i));
+    }
+    if name == "." || name == ".." {
+        return Err(err(ParseErrorKind::UnexpectedChar('.'), 0));
+    }
+    Ok(name)
+}
+
+/// Reads a PCI address: `DOMAIN:BUS:SLOT.FUNCTION` in hex (`0000:3b:00.0`), with the
+/// domain or the function left out as numactl allows (`3b:00.0`, `0000:3b:00`, `3b:00`).
+///
+/// # Errors
+/// A [`ParseError`]: a field that is not hex, a bus beyond `ff`, a slot beyond `1f`, a
+/// function beyond 7, a domain beyond `ffffffff` ([`ParseErrorKind::NumberTooLarge`]),
+/// or anything after the address.
+pub fn parse_pci_address(text: &str) -> Result<PciAddress, ParseError> {
+    let mut c = Cursor {
+        b: text.as_bytes(),
+        pos: 0,
+    };
+    if text.is_empty() {
+        return Err(err(ParseErrorKind::Empty, 0));
+    }
+    let colons = text.bytes().filter(|&b| b == b':').count();
+    let domain = if colons == 2 {
+        let d = c.number(16, u32::MAX as u64)? as u32;
+        if !c.eat(b':') {
+            return Err(c.unexpected());
+        }
+        d
+    } else {
+        0
+    };
+    let bus = c.number(16, 0xff)? as u8;
+    if !c.eat(b':') {
+        return Err(c.unexpected());
+    }
+    let slot = c.number(16, 0x1f)? as u8;
+    let function = if c.eat(b'.') {
+        c.number(16, 7)? as u8
+    } else {
+        0
+    };
+    if c.peek().is_some() {
+        return Err(c.unexpected());
+    }
+    // The fields were checked against the limits `new` checks.
+    PciAddress::new(domain, bus, slot, function).ok_or(err(ParseErrorKind::NumberTooLarge, 0))
+}
+
+/// Reads a PCI `class` file (`"0x020000\n"`): the 24-bit class code.
+///
+/// # Errors
+/// A [`ParseError`] for text that is not `0x` and at most six hex digits.
+pub fn parse_pci_class(text: &str) -> Result<u32, ParseError> {
+    let t = text.trim_end_matches('\n');
+    let Some(hex) = t.strip_prefix("0x") else {
+        return Err(Cursor {
+            b: t.as_bytes(),
+            pos: 0,
+        }
+        .unexpected());
+    };
+    let mut c = Cursor {
+        b: hex.as_bytes(),
+        pos: 0,
+    };
+    let shift = |e: ParseError| ParseError {
+        pos: e.pos + 2,
+        ..e
+    };
+    let code = c.number(16, 0xff_ffff).map_err(shift)? as u32;
+    if c.peek().is_some() {
+        return Err(shift(c.unexpected()));
+    }
+    Ok(code)
+}
+
+/// Reads a device's `numa_node` file (`"1\n"`): `None` for `-1`, the kernel's "no node"
+/// (which is not node 0).
+///
+/// # Errors
+/// A [`ParseError`] for text that is neither `-1` nor a node id of at most 1023.
+pub fn parse_numa_node(text: &str) -> Result<Option<NodeId>, ParseError> {
+    let t = text.trim_end_matches('\n');
+    if t == "-1" {
+        return Ok(None);
+    }
+    let mut c = Cursor {
+        b: t.as_bytes(),
+        pos: 0,
+    };
+    let n = c.decimal(crate::node::MAX_NUMNODES as u64 - 1)? as u32;
+    if c.peek().is_some() {
+        return Err(c.unexpected());
+    }
+    Ok(Some(NodeId::new(n)))
+}
+
+/// Reads a block device's `dev` file (`"259:0\n"`).
+///
+/// # Errors
+/// A [`ParseError`] for text that is not `major:minor` in decimal, each at most
+/// `u32::MAX`.
+pub fn parse_dev_number(text: &str) -> Result<DevNumber, ParseError> {
+    let mut c = Cursor {
+        b: text.trim_end_matches('\n').as_bytes(),
+        pos: 0,
+    };
+    let major = c.decimal(u32::MAX as u64)? as u32;
+    if !c.eat(b':') {
+        return Err(c.unexpected());
+    }
+    let minor = c.decimal(u32::MAX as u64)? as u32;
+    if c.peek().is_some() {
+        return Err(c.unexpected());
+    }
+    Ok(DevNumber { major, minor })
+}
+
 #[cfg(test)]
 mod tests {
     extern crate std;
@@ -473,7 +672,113 @@ mod tests {
         assert_eq!(parse_meminfo_kb(text, "Nope:"), None);
     }
 
+    fn pci(d: u32, b: u8, s: u8, f: u8) -> PciAddress {
+        PciAddress::new(d, b, s, f).unwrap()
+    }
+
+    #[test]
+    fn device_forms() {
+        let spec = |t| parse_device_spec(t).unwrap().unwrap();
+        assert_eq!(spec("netdev:eth0"), DeviceSpec::NetDev("eth0"));
+        assert_eq!(spec("netdev:eth0.100"), DeviceSpec::NetDev("eth0.100"));
+        assert_eq!(spec("block:nvme0n1"), DeviceSpec::Block("nvme0n1"));
+        assert_eq!(
+            spec("pci:0000:3b:00.0"),
+            DeviceSpec::Pci(pci(0, 0x3b, 0, 0))
+        );
+        assert_eq!(spec("pci:3b:00.1"), DeviceSpec::Pci(pci(0, 0x3b, 0, 1)));
+        assert_eq!(spec("pci:3B:1f"), DeviceSpec::Pci(pci(0, 0x3b, 0x1f, 0)));
+        assert_eq!(
+            spec("pci:10000:01:00.7"),
+            DeviceSpec::Pci(pci(0x10000, 1, 0, 7))
+        );
+        assert_eq!(spec("file:/a:b c"), DeviceSpec::File("/a:b c"));
+        for list in ["0-3", "all", "!2", "+0-1", "", "0,1"] {
+            assert_eq!(parse_device_spec(list), Ok(None), "{list}");
+        }
+    }
+
+    #[test]
+    fn malformed_device_forms_say_what_and_where() {
+        let e = |t| parse_device_spec(t).unwrap_err();
+        let at = |kind, pos| ParseError { kind, pos };
+        assert_eq!(e("ip:10.0.0.1"), at(ParseErrorKind::UnknownDeviceForm, 0));
+        assert_eq!(e("netdevs:eth0"), at(ParseErrorKind::UnknownDeviceForm, 0));
+        assert_eq!(e("netdev:"), at(ParseErrorKind::Empty, 7));
+        assert_eq!(e("file:"), at(ParseErrorKind::Empty, 5));
+        assert_eq!(e("netdev:a/b"), at(ParseErrorKind::UnexpectedChar('/'), 8));
+        assert_eq!(e("netdev:a:b"), at(ParseErrorKind::UnexpectedChar(':'), 8));
+        assert_eq!(e("block:a b"), at(ParseErrorKind::UnexpectedChar(' '), 7));
+        assert_eq!(e("block:.."), at(ParseErrorKind::UnexpectedChar('.'), 6));
+        let long = "netdev:0123456789abcdef";
+        assert_eq!(e(long), at(ParseErrorKind::NameTooLong(15), 22));
+        assert!(parse_device_spec("block:0123456789abcdef0123456789abcde").is_ok());
+        assert_eq!(
+            e("pci:0000:3b:20.0"),
+            at(ParseErrorKind::NumberTooLarge, 12)
+        );
+        assert_eq!(e("pci:3b:00.8"), at(ParseErrorKind::NumberTooLarge, 10));
+        assert_eq!(e("pci:100:00.0"), at(ParseErrorKind::NumberTooLarge, 4));
+        assert_eq!(e("pci:3b"), at(ParseErrorKind::ExpectedNumber, 6));
+        assert_eq!(
+            e("pci:3b:00.0x"),
+            at(ParseErrorKind::UnexpectedChar('x'), 11)
+        );
+        assert_eq!(e("pci:"), at(ParseErrorKind::Empty, 4));
+        assert!(format!("{}", e("ip:x")).contains("netdev:"));
+    }
+
+    #[test]
+    fn pci_files() {
+        assert_eq!(parse_pci_class("0x020000\n"), Ok(0x020000));
+        assert_eq!(parse_pci_class("0x010802"), Ok(0x010802));
+        assert!(parse_pci_class("020000\n").is_err());
+        assert!(parse_pci_class("0x1000000\n").is_err());
+        assert_eq!(parse_pci_class("0x02z000").unwrap_err().pos, 4);
+        assert_eq!(parse_numa_node("-1\n"), Ok(None));
+        assert_eq!(parse_numa_node("1\n"), Ok(Some(NodeId::new(1))));
+        assert_eq!(parse_numa_node("0"), Ok(Some(NodeId::new(0))));
+        for bad in ["-2\n", "1024\n", "", "x", "1 \n"] {
+            assert!(parse_numa_node(bad).is_err(), "{bad:?}");
+        }
+        let d = parse_dev_number("259:3\n").unwrap();
+        assert_eq!((d.major, d.minor), (259, 3));
+        for bad in ["259\n", "259:", ":3", "259:3:1", "a:b"] {
+            assert!(parse_dev_number(bad).is_err(), "{bad:?}");
+        }
+    }
+
     proptest! {
+        #[test]
+        fn pci_addresses_round_trip(d in any::<u32>(), b in any::<u8>(), s in 0u8..32, f in 0u8..8) {
+            let a = pci(d, b, s, f);
+            prop_assert_eq!(parse_pci_address(&format!("{a}")), Ok(a));
+            let spec = format!("pci:{a}");
+            prop_assert_eq!(parse_device_spec(&spec), Ok(Some(DeviceSpec::Pci(a))));
+        }
+
+        #[test]
+        fn device_names_round_trip(name in "[a-z0-9._-]{1,15}") {
+            prop_assume!(name != "." && name != "..");
+            let net = format!("netdev:{name}");
+            prop_assert_eq!(parse_device_spec(&net), Ok(Some(DeviceSpec::NetDev(&name))));
+            let block = format!("block:{name}");
+            prop_assert_eq!(parse_device_spec(&block), Ok(Some(DeviceSpec::Block(&name))));
+        }
+
+        #[test]
+        fn device_parsers_never_panic(s in ".{0,40}", form in "(netdev|block|pci|file|ip|x):[0-9a-f:./ ]{0,20}") {
+            for t in [s.as_str(), form.as_str()] {
+                if let Err(e) = parse_device_spec(t) {
+                    prop_assert!(e.pos <= t.len());
+                }
+                let _ = parse_pci_address(t);
+                let _ = parse_pci_class(t);
+                let _ = parse_numa_node(t);
+                let _ = parse_dev_number(t);
+            }
+        }
+
         #[test]
         fn list_round_trip(ids in proptest::collection::vec(0u32..1024, 0..60)) {
             let m = nodes(&ids);
