@@ -11,11 +11,13 @@
 
 mod affinity;
 mod backend;
+mod devices;
 mod locality;
 pub mod mempolicy;
 mod sys;
 mod topology;
 
 pub use backend::{kernel_weights, LinuxBackend};
+pub use devices::{file_device_number, read_devices, SYSFS_ROOT};
 pub use locality::LinuxLocality;
 pub use topology::{read_topology, SYSFS_NODE_ROOT};
