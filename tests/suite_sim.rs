@@ -1,6 +1,6 @@
 //! The behaviour suite on simulated machines: 2 nodes, 4 nodes with 2 memory-only (CXL-like),
 //! sparse ids {0, 2}, a CPU-only node, huge pages on one node only, the captured 8-node
-//! asymmetric server and trees captured in the guests. One test per `machine::case`
+//! asymmetric server, 2 nodes with 64 KiB base pages and trees captured in the guests. One test per `machine::case`
 //! (`cargo test --test suite_sim -- 4node-cxl::bind_every_node`), then per machine: no
 //! mapping left behind, every byte of memory returned.
 
@@ -64,6 +64,18 @@ fn machines() -> Vec<(&'static str, SimMachine)> {
         (
             "8node-asym",
             SimMachine::from_sysfs_dir(format!("{data}/8node-asym")).unwrap(),
+        ),
+        // 64 KiB base pages, as Debian's 6.1 ppc64el kernel has (its guests reserve 2 MiB
+        // huge pages on node 0 too): every page count in the cases is in these pages.
+        (
+            "2node-64k-pages",
+            SimMachine::builder()
+                .node(2, 256 * MIB)
+                .node(2, 256 * MIB)
+                .huge_pages(0, HugePages::Explicit2M, 4)
+                .base_page_size(64 << 10)
+                .build()
+                .unwrap(),
         ),
         // Trees the guest runner captured inside real QEMU guests.
         (

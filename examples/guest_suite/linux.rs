@@ -216,8 +216,9 @@ pub fn main() {
     };
     report.case("kernel/weighted_interleave_matches_version", &verdict);
 
-    // The same scenarios on the sim replaying this guest's sysfs tree.
-    let sim = match SimMachine::from_sysfs_dir(&root) {
+    // The same scenarios on the sim replaying this guest's sysfs tree, in the kernel's base
+    // page size (64 KiB on Debian's 6.1 ppc64el), so that page counts compare.
+    let sim = match SimMachine::from_sysfs_dir_with_page_size(&root, b.base_page_size()) {
         Ok(s) => s,
         Err(e) => {
             report.case("sim/replay_guest_sysfs", &Verdict::Fail(e.to_string()));

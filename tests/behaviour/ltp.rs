@@ -3,8 +3,8 @@
 //! cases left out, and why, are listed at the bottom.
 
 use super::{
-    check, err, first_absent, memory_nodes, two_memory_nodes, Case, CaseResult, Outcome,
-    PolicyOracle, PAGE,
+    check, err, first_absent, memory_nodes, page, two_memory_nodes, Case, CaseResult, Outcome,
+    PolicyOracle,
 };
 use numaperf::{
     MemPolicy, NodeId, NodeMask, NumaError, NumaRegion, PageCounts, PlacementBackend, Prefault,
@@ -57,7 +57,7 @@ fn histogram<B: PlacementBackend>(
     opts: RegionOptions,
     pages: usize,
 ) -> Result<PageCounts, String> {
-    let r = NumaRegion::anon_in(b, pages * PAGE, policy, opts, Prefault::Touch).map_err(err)?;
+    let r = NumaRegion::anon_in(b, pages * page(b), policy, opts, Prefault::Touch).map_err(err)?;
     r.placement().map_err(err)
 }
 
@@ -93,16 +93,16 @@ pub fn ltp_mbind01<B: PolicyOracle>(b: &B) -> CaseResult {
     ] {
         let r = NumaRegion::anon_in(
             b,
-            1024 * PAGE,
+            1024 * page(b),
             p.clone(),
             Default::default(),
             Prefault::None,
         )
         .map_err(err)?;
-        for page in [0, 511, 1023] {
-            let held = b.policy_at(r.as_ptr().wrapping_add(page * PAGE))?;
+        for i in [0, 511, 1023] {
+            let held = b.policy_at(r.as_ptr().wrapping_add(i * page(b)))?;
             check(held.as_ref() == Some(&p), || {
-                format!("asked {p:?}, the kernel holds {held:?} at page {page}")
+                format!("asked {p:?}, the kernel holds {held:?} at page {i}")
             })?;
         }
     }
@@ -110,8 +110,8 @@ pub fn ltp_mbind01<B: PolicyOracle>(b: &B) -> CaseResult {
         MemPolicy::Bind(NodeMask::new()),
         MemPolicy::Interleave(NodeMask::new()),
     ] {
-        let got =
-            NumaRegion::anon_in(b, PAGE, p.clone(), Default::default(), Prefault::None).map(drop);
+        let got = NumaRegion::anon_in(b, page(b), p.clone(), Default::default(), Prefault::None)
+            .map(drop);
         check(got == Err(NumaError::EmptyNodeMask), || {
             format!("{p:?}: {got:?}")
         })?;
@@ -130,7 +130,7 @@ pub fn ltp_mbind03<B: PlacementBackend>(b: &B) -> CaseResult {
     };
     let mut r = NumaRegion::anon_in(
         b,
-        16 * PAGE,
+        16 * page(b),
         MemPolicy::Bind(NodeMask::single(from)),
         Default::default(),
         Prefault::Touch,
@@ -228,7 +228,7 @@ pub fn ltp_move_pages01_04<B: PlacementBackend>(b: &B) -> CaseResult {
     let n = memory_nodes(b).first().ok_or("no memory node")?;
     let mut r = NumaRegion::anon_in(
         b,
-        8 * PAGE,
+        8 * page(b),
         MemPolicy::Bind(NodeMask::single(n)),
         Default::default(),
         Prefault::None,
@@ -255,7 +255,7 @@ pub fn ltp_move_pages02_09<B: PlacementBackend>(b: &B) -> CaseResult {
     let n = memory_nodes(b).first().ok_or("no memory node")?;
     let mut r = NumaRegion::anon_in(
         b,
-        16 * PAGE,
+        16 * page(b),
         MemPolicy::Bind(NodeMask::single(n)),
         Default::default(),
         Prefault::Touch,
@@ -279,7 +279,7 @@ pub fn ltp_move_pages06<B: PlacementBackend>(b: &B) -> CaseResult {
     let absent = first_absent(b).ok_or("all 1024 ids online")?;
     let mut r = NumaRegion::anon_in(
         b,
-        4 * PAGE,
+        4 * page(b),
         MemPolicy::Bind(NodeMask::single(n)),
         Default::default(),
         Prefault::Touch,

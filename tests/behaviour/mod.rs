@@ -97,8 +97,24 @@ pub fn two_local_nodes<B: PlacementBackend>(b: &B) -> Option<String> {
     })
 }
 
-const PAGE: usize = 4096;
-const HUGE_2M: usize = 2 << 20;
+/// The backend's base page size: every case sizes its regions and counts its pages in it
+/// (4 KiB on most kernels, 64 KiB on Debian's 6.1 ppc64el).
+fn page<B: PlacementBackend>(b: &B) -> usize {
+    b.base_page_size()
+}
+
+/// The base page's shift, the unit of the kernel's interleave index.
+fn page_shift<B: PlacementBackend>(b: &B) -> u32 {
+    page(b).trailing_zeros()
+}
+
+/// The explicit 2 MiB huge page's size as the backend maps it.
+fn huge_2m<B: PlacementBackend>(b: &B) -> usize {
+    HugePages::Explicit2M.unit(page(b))
+}
+
+/// The alignment of a transparent-huge-page region (the library's promise).
+const THP_ALIGN: usize = 2 << 20;
 
 fn memory_nodes<B: PlacementBackend>(b: &B) -> NodeMask {
     b.topology()
@@ -164,7 +180,7 @@ fn bind_every_node<B: PlacementBackend>(b: &B) -> CaseResult {
         let one = NodeMask::single(n);
         let r = NumaRegion::anon_in(
             b,
-            64 * PAGE,
+            64 * page(b),
             MemPolicy::Bind(one),
             Default::default(),
             Prefault::Touch,
@@ -183,7 +199,7 @@ fn preferred_every_node<B: PlacementBackend>(b: &B) -> CaseResult {
     for n in memory_nodes(b).iter() {
         let r = NumaRegion::anon_in(
             b,
-            64 * PAGE,
+            64 * page(b),
             MemPolicy::Preferred(n),
             Default::default(),
             Prefault::Populate,
@@ -211,7 +227,7 @@ fn local_follows_pinned_cpu<B: PlacementBackend>(b: &B) -> CaseResult {
         })?;
         let r = NumaRegion::anon_in(
             b,
-            64 * PAGE,
+            64 * page(b),
             MemPolicy::Local,
             Default::default(),
             Prefault::Touch,
@@ -231,11 +247,12 @@ fn interleave_exact<B: PlacementBackend>(b: &B) -> CaseResult {
         return Ok(Outcome::Skip(why));
     }
     let all = memory_nodes(b);
-    // 4 MiB always holds an aligned 2 MiB block: with THP `always` (Debian's kernels) the
-    // unit must still be the base page asked for.
+    // 1024 pages (4 MiB of 4 KiB pages) always hold an aligned 2 MiB block: with THP
+    // `always` (Debian's kernels) the unit must still be the base page asked for.
+    let (page, shift) = (page(b), page_shift(b));
     let r = NumaRegion::anon_in(
         b,
-        1024 * PAGE,
+        1024 * page,
         MemPolicy::Interleave(all),
         Default::default(),
         Prefault::Populate,
@@ -243,7 +260,7 @@ fn interleave_exact<B: PlacementBackend>(b: &B) -> CaseResult {
     .map_err(err)?;
     let start = r.as_ptr() as usize;
     for (i, n) in page_nodes(&r)?.into_iter().enumerate() {
-        let want = interleave_node(&all, interleave_index(start, start + i * PAGE, 12, 0));
+        let want = interleave_node(&all, interleave_index(start, start + i * page, shift, 0));
         check(n == want, || {
             format!("page {i} on {n:?}, round robin by virtual page says {want:?}")
         })?;
@@ -270,7 +287,7 @@ fn preferred_many<B: PlacementBackend>(b: &B) -> CaseResult {
     let _pin = thread::pin_to_node(b, here).map_err(err)?;
     match NumaRegion::anon_in(
         b,
-        64 * PAGE,
+        64 * page(b),
         MemPolicy::PreferredMany(others),
         Default::default(),
         Prefault::Touch,
@@ -334,9 +351,10 @@ fn weighted_interleave_kernel_weights<B: PlacementBackend>(b: &B) -> CaseResult 
 /// A weighted interleave of 600 pages with `w`, checked page by page.
 fn weighted_as<B: PlacementBackend>(b: &B, w: NodeWeights) -> CaseResult {
     let nodes = memory_nodes(b);
+    let (page, shift) = (page(b), page_shift(b));
     let r = match NumaRegion::anon_in(
         b,
-        600 * PAGE,
+        600 * page,
         MemPolicy::WeightedInterleave(w),
         Default::default(),
         Prefault::Populate,
@@ -361,7 +379,7 @@ fn weighted_as<B: PlacementBackend>(b: &B, w: NodeWeights) -> CaseResult {
                 weighted_interleave_node(
                     &w,
                     &nodes,
-                    interleave_index(start, start + i * PAGE, 12, 0),
+                    interleave_index(start, start + i * page, shift, 0),
                 )
             })
             .collect()
@@ -419,9 +437,10 @@ fn migrate_every_page<B: PolicyOracle>(b: &B) -> CaseResult {
         nodes.first().unwrap_or_default(),
         nodes.last().unwrap_or_default(),
     );
+    let page = page(b);
     let mut r = NumaRegion::anon_in(
         b,
-        64 * PAGE,
+        64 * page,
         MemPolicy::Bind(NodeMask::single(first)),
         Default::default(),
         Prefault::Touch,
@@ -430,14 +449,14 @@ fn migrate_every_page<B: PolicyOracle>(b: &B) -> CaseResult {
     r.as_mut_slice()
         .iter_mut()
         .enumerate()
-        .for_each(|(i, x)| *x = (i / PAGE) as u8);
+        .for_each(|(i, x)| *x = (i / page) as u8);
     r.migrate(&NodeMask::single(last)).map_err(err)?;
     let seen = all_on(&r, &NodeMask::single(last))?;
     check(
         r.as_slice()
             .iter()
             .enumerate()
-            .all(|(i, &x)| x == (i / PAGE) as u8),
+            .all(|(i, &x)| x == (i / page) as u8),
         || "content changed".into(),
     )?;
     // New faults follow the new binding too: the kernel holds Bind(last) for the range.
@@ -453,7 +472,7 @@ fn hard_mode_verified<B: PlacementBackend>(b: &B) -> CaseResult {
     let last = NodeMask::single(memory_nodes(b).last().unwrap_or_default());
     let r = NumaRegion::anon_in(
         b,
-        64 * PAGE,
+        64 * page(b),
         MemPolicy::Bind(last),
         RegionOptions::new().hard(),
         Prefault::None,
@@ -464,7 +483,7 @@ fn hard_mode_verified<B: PlacementBackend>(b: &B) -> CaseResult {
     let seen = all_on(&r, &last)?;
     let soft = NumaRegion::anon_in(
         b,
-        PAGE,
+        page(b),
         MemPolicy::Bind(last),
         Default::default(),
         Prefault::Touch,
@@ -480,7 +499,7 @@ fn hard_mode_verified<B: PlacementBackend>(b: &B) -> CaseResult {
     ] {
         let bad = NumaRegion::anon_in(
             b,
-            PAGE,
+            page(b),
             p.clone(),
             RegionOptions::new().hard(),
             Prefault::Touch,
@@ -544,48 +563,48 @@ fn bad_input<B: PlacementBackend>(b: &B) -> CaseResult {
             Default::default(),
             NumaError::SizeOverflow {
                 len: usize::MAX - 5,
-                unit: PAGE,
+                unit: page(b),
             },
         ),
         (
             MemPolicy::Bind(NodeMask::single(absent)),
-            PAGE,
+            page(b),
             Default::default(),
             NumaError::NodeNotFound(absent),
         ),
         (
             MemPolicy::Preferred(highest_absent),
-            PAGE,
+            page(b),
             Default::default(),
             NumaError::NodeNotFound(highest_absent),
         ),
         (
             MemPolicy::Preferred(NodeId::new(1024)),
-            PAGE,
+            page(b),
             Default::default(),
             NumaError::InvalidNode(1024),
         ),
         (
             MemPolicy::Interleave(huge),
-            PAGE,
+            page(b),
             Default::default(),
             NumaError::InvalidNode(5000),
         ),
         (
             MemPolicy::Bind(NodeMask::new()),
-            PAGE,
+            page(b),
             Default::default(),
             NumaError::EmptyNodeMask,
         ),
         (
             MemPolicy::Interleave(NodeMask::new()),
-            PAGE,
+            page(b),
             Default::default(),
             NumaError::EmptyNodeMask,
         ),
         (
             MemPolicy::Preferred(NodeId::new(0)),
-            PAGE,
+            page(b),
             RegionOptions::new().hard(),
             NumaError::IncompatibleOption(OptionConflict::HardNeedsBind),
         ),
@@ -609,7 +628,7 @@ fn bad_input<B: PlacementBackend>(b: &B) -> CaseResult {
     if let Some(n) = cpu_only {
         let got = NumaRegion::anon_in(
             &t,
-            PAGE,
+            page(b),
             MemPolicy::Bind(NodeMask::single(n)),
             Default::default(),
             Prefault::Touch,
@@ -630,7 +649,7 @@ fn drop_frees_everything<B: PlacementBackend>(b: &B) -> CaseResult {
     {
         let _a = NumaRegion::anon_in(
             &t,
-            16 * PAGE,
+            16 * page(b),
             MemPolicy::Interleave(nodes),
             Default::default(),
             Prefault::Touch,
@@ -638,7 +657,7 @@ fn drop_frees_everything<B: PlacementBackend>(b: &B) -> CaseResult {
         .map_err(err)?;
         let _b = NumaRegion::anon_in(
             &t,
-            16 * PAGE,
+            16 * page(b),
             MemPolicy::Local,
             RegionOptions::new(),
             Prefault::Populate,
@@ -696,7 +715,7 @@ fn preferred_falls_back_by_distance<B: PlacementBackend>(b: &B) -> CaseResult {
     )
     .map_err(err)?;
     let p = r.placement().map_err(err)?;
-    let pages = (free / PAGE) as u64;
+    let pages = (free / page(b)) as u64;
     // The kernel keeps a reserve (watermarks), so "while it has room" is most of it.
     check(p.on(n) >= pages * 8 / 10, || {
         format!(
@@ -716,13 +735,13 @@ fn transparent_huge_pages_placed<B: PlacementBackend>(b: &B) -> CaseResult {
     let n = NodeMask::single(memory_nodes(b).last().ok_or("no memory node")?);
     let r = NumaRegion::anon_in(
         b,
-        2 * HUGE_2M,
+        2 * THP_ALIGN,
         MemPolicy::Bind(n),
         RegionOptions::new().huge_pages(HugePages::Transparent),
         Prefault::Populate,
     )
     .map_err(err)?;
-    check(r.as_ptr() as usize % HUGE_2M == 0, || {
+    check(r.as_ptr() as usize % THP_ALIGN == 0, || {
         format!("THP region at {:p}, not 2 MiB-aligned", r.as_ptr())
     })?;
     Ok(Outcome::Pass(all_on(&r, &n)?))
@@ -767,25 +786,26 @@ fn hugetlb_on_a_node_without_huge_pages<B: PlacementBackend>(b: &B) -> CaseResul
         without.first().ok_or("no node without huge pages")?,
     );
     let opts = RegionOptions::new().huge_pages(HugePages::Explicit2M);
+    let huge = huge_2m(b);
     for pf in [Prefault::None, Prefault::Touch, Prefault::Populate] {
-        let got = NumaRegion::anon_in(b, HUGE_2M, MemPolicy::Bind(NodeMask::single(bad)), opts, pf)
+        let got = NumaRegion::anon_in(b, huge, MemPolicy::Bind(NodeMask::single(bad)), opts, pf)
             .map(drop);
         check(
-            got == Err(NumaError::HugePagesUnavailable { page_size: HUGE_2M }),
+            got == Err(NumaError::HugePagesUnavailable { page_size: huge }),
             || format!("bound to node {bad} (no huge pages), {pf:?}: {got:?}"),
         )?;
     }
     let before = b.free_memory(good, HugePages::Explicit2M).map_err(err)?;
     let one = NodeMask::single(good);
     let mut r =
-        NumaRegion::anon_in(b, HUGE_2M, MemPolicy::Bind(one), opts, Prefault::None).map_err(err)?;
-    check(r.layout().page_size() == HUGE_2M, || {
+        NumaRegion::anon_in(b, huge, MemPolicy::Bind(one), opts, Prefault::None).map_err(err)?;
+    check(r.layout().page_size() == huge, || {
         format!("page size {}", r.layout().page_size())
     })?;
     let seen = all_on(&r, &one)?;
     r.as_mut_slice().fill(7);
     let after = b.free_memory(good, HugePages::Explicit2M).map_err(err)?;
-    check(after + HUGE_2M as u64 == before, || {
+    check(after + huge as u64 == before, || {
         format!("node {good}'s free huge memory went from {before} to {after} bytes")
     })?;
     Ok(Outcome::Pass(format!(
@@ -815,7 +835,9 @@ fn hugetlb_without_a_reserve<B: PlacementBackend>(b: &B) -> CaseResult {
     for pf in [Prefault::None, Prefault::Touch, Prefault::Populate] {
         let got = NumaRegion::anon_in(&t, 1, MemPolicy::Bind(n), opts, pf).map(drop);
         check(
-            got == Err(NumaError::HugePagesUnavailable { page_size: HUGE_2M }),
+            got == Err(NumaError::HugePagesUnavailable {
+                page_size: huge_2m(b),
+            }),
             || format!("{pf:?}: {got:?}"),
         )?;
     }

@@ -10,7 +10,9 @@ use numaperf::{
 };
 use numaperf_sim::{CallKind, FaultInjector};
 
-use super::{all_on, check, err, memory_nodes, page_nodes, Case, CaseResult, Outcome, PAGE};
+use super::{
+    all_on, check, err, memory_nodes, page, page_nodes, page_shift, Case, CaseResult, Outcome,
+};
 
 /// A hard region whose migrate fails (injected EIO from the move) is `Soft` when the
 /// error returns, and its policy is still the one it had.
@@ -24,7 +26,7 @@ fn failed_migrate_demotes_hard<B: PlacementBackend>(b: &B) -> CaseResult {
     let bind = MemPolicy::Bind(NodeMask::single(first));
     let mut r = NumaRegion::anon_in(
         &f,
-        16 * PAGE,
+        16 * page(b),
         bind.clone(),
         RegionOptions::new().hard(),
         Prefault::Populate,
@@ -64,7 +66,7 @@ fn hard_survives_only_verified_changes<B: PlacementBackend>(b: &B) -> CaseResult
     );
     let mut r = NumaRegion::anon_in(
         b,
-        16 * PAGE,
+        16 * page(b),
         MemPolicy::Bind(NodeMask::single(first)),
         RegionOptions::new().hard(),
         Prefault::None,
@@ -105,7 +107,7 @@ fn migrate_relative_mask<B: PlacementBackend>(b: &B) -> CaseResult {
     let want = usable.nth(index as usize % w).ok_or("no memory node")?;
     let mut r = NumaRegion::anon_in(
         b,
-        8 * PAGE,
+        8 * page(b),
         MemPolicy::Bind(NodeMask::single(NodeId::new(0))),
         RegionOptions::new().relative_nodes(),
         Prefault::Touch,
@@ -129,7 +131,7 @@ fn migrate_static_mask<B: PlacementBackend>(b: &B) -> CaseResult {
     );
     let mut r = NumaRegion::anon_in(
         b,
-        8 * PAGE,
+        8 * page(b),
         MemPolicy::Bind(NodeMask::single(first)),
         RegionOptions::new().static_nodes(),
         Prefault::Touch,
@@ -159,8 +161,8 @@ fn weighted_interleave_relative<B: PlacementBackend>(b: &B) -> CaseResult {
         .with(NodeId::new(1), 1);
     let policy = MemPolicy::WeightedInterleave(w);
     let opts = RegionOptions::new().relative_nodes();
-    let r =
-        NumaRegion::anon_in(b, 64 * PAGE, policy.clone(), opts, Prefault::Populate).map_err(err)?;
+    let r = NumaRegion::anon_in(b, 64 * page(b), policy.clone(), opts, Prefault::Populate)
+        .map_err(err)?;
     let phys = physical_weights(&policy, NodeMode::Relative, b.topology());
     let nodes = phys.nodes();
     check(nodes.is_subset(&usable) && !nodes.is_empty(), || {
@@ -207,8 +209,9 @@ fn parallel_populate_keeps_placement<B: PlacementBackend>(b: &B) -> CaseResult {
     .map_err(err)?;
     let start = r.as_ptr() as usize;
     let found = page_nodes(&r)?;
+    let (page, shift) = (page(b), page_shift(b));
     if let Some(i) = (0..found.len()).find(|&i| {
-        found[i] != interleave_node(&all, interleave_index(start, start + i * PAGE, 12, 0))
+        found[i] != interleave_node(&all, interleave_index(start, start + i * page, shift, 0))
     }) {
         return Err(format!("interleave page {i} on {:?}", found[i]));
     }
