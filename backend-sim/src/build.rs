@@ -20,6 +20,8 @@ pub struct SimBuilder {
     huge: Vec<(NodeId, u64, u64)>,
     allowed: Option<NodeMask>,
     page_size: Option<usize>,
+    /// Devices attached with `device` (see `devices.rs`).
+    pub(crate) devices: Vec<crate::devices::SimDevice>,
 }
 
 impl SimBuilder {
@@ -119,7 +121,10 @@ impl SimBuilder {
             })
             .collect();
         let topo = OwnedTopology::new(infos, self.allowed, None)?;
-        Ok(SimMachine::new(topo, &self.huge, page_size))
+        let devices = crate::devices::device_table(&self.devices, &topo)?;
+        let mut machine = SimMachine::new(topo, &self.huge, page_size);
+        machine.devices = devices;
+        Ok(machine)
     }
 }
 

@@ -11,6 +11,7 @@
 
 mod build;
 mod calls;
+mod devices;
 mod fault;
 mod hooked;
 mod machine;
@@ -20,6 +21,7 @@ mod tracer;
 
 pub use build::SimBuilder;
 pub use calls::{CallCounts, CallKind};
+pub use devices::SimDevice;
 pub use fault::{FaultInjector, Faults};
 pub use hooked::{CallHook, Hooked};
 pub use machine::{KernelFeature, NodeUsage, SimMachine, PAGE_SIZE};

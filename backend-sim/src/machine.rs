@@ -146,6 +146,8 @@ pub struct SimMachine {
     topology: OwnedTopology,
     state: Mutex<State>,
     calls: CallCounts,
+    /// The devices attached by the builder (see `devices.rs`).
+    pub(crate) devices: numaperf_core::DeviceTable,
     /// Base page size in bytes (a power of two, checked by the builder).
     page_size: usize,
 }
@@ -194,6 +196,7 @@ impl SimMachine {
                 ..State::default()
             }),
             calls: CallCounts::default(),
+            devices: numaperf_core::DeviceTable::default(),
             page_size,
         }
     }
