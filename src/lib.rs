@@ -19,6 +19,7 @@
 #![deny(missing_docs)]
 #![warn(clippy::missing_errors_doc)]
 
+pub mod locality;
 pub mod pool;
 mod region;
 mod sharded;
@@ -36,6 +37,7 @@ pub use numaperf_core::{
 };
 #[cfg(target_os = "linux")]
 pub use numaperf_linux::LinuxBackend;
+pub use locality::{LocalityHealth, LocalityReport, LocalitySnapshot};
 pub use numaperf_portable::PortableBackend;
 pub use pool::{Buffer, BufferPool, BufferPoolConfig, WorkerPool, WorkerPoolConfig};
 pub use region::NumaRegion;

@@ -338,6 +338,77 @@ fn the_only_memory_node_has_the_systems_free_memory(b: &LinuxBackend) -> CaseRes
     )))
 }
 
+/// Memory bound to a node the thread is not on, populated: the kernel counts its
+/// allocations on that node as made from another node (`other_node`, at least one per
+/// 2 MiB: a transparent huge page counts once), and the locality report names the region,
+/// its node and the thread's.
+fn remote_allocation_is_reported(b: &LinuxBackend) -> CaseResult {
+    use numaperf::locality::Recommendation;
+    use numaperf::{LocalityHealth, LocalityReport, LocalitySnapshot};
+    let (memory, topo) = (memory_nodes(b), b.topology());
+    let Some(here) = topo
+        .cpu_nodes()
+        .iter()
+        .find(|&a| memory.iter().any(|t| t != a))
+    else {
+        return Ok(Outcome::Skip("one memory node: nothing is remote".into()));
+    };
+    let _pin = thread::pin_to_node(b, here).map_err(err)?;
+    let far = memory
+        .iter()
+        .filter(|&t| t != here)
+        .max_by_key(|&t| (topo.distance(here, t), std::cmp::Reverse(t)))
+        .ok_or("no other memory node")?;
+    let before = LocalitySnapshot::take().map_err(err)?;
+    let bind = MemPolicy::Bind(NodeMask::single(far));
+    let r = NumaRegion::anon_in(b, 16 * MIB, bind, Default::default(), Prefault::Populate)
+        .map_err(err)?;
+    let before = before.watch_region("remote", &r).map_err(err)?;
+    let report = LocalityReport::since(&before).map_err(err)?;
+    let pages = r.layout().page_count() as u64;
+    let s = report
+        .numastat(far)
+        .ok_or(format!("no numastat for node {far}"))?;
+    check(
+        s.other_node >= pages / 512 && s.numa_hit >= pages / 512,
+        || format!("node {far} after {pages} pages bound there from node {here}: {s:?}"),
+    )?;
+    let region = report
+        .figures()
+        .regions
+        .first()
+        .ok_or("no region figures")?;
+    check(
+        region.on(far) == pages && region.resident() == pages,
+        || {
+            format!(
+                "region pages per node {:?}, expected {pages} on {far}",
+                region.pages
+            )
+        },
+    )?;
+    let named = report.recommendations().iter().any(|x| {
+        matches!(x, Recommendation::RegionAway { region, used_from, node, .. }
+            if region == "remote" && *used_from == here && *node == far)
+    });
+    let text = report.to_string();
+    let line = format!(
+        "100% of region remote's pages are on node {far} while it is used from node {here}"
+    );
+    check(named && text.contains(&line), || {
+        format!("the report does not say so:\n{text}")
+    })?;
+    check(report.health() == LocalityHealth::Poor, || {
+        format!("graded {}", report.health())
+    })?;
+    Ok(Outcome::Pass(format!(
+        "node {far}: other_node +{} numa_hit +{} for {pages} pages from node {here}; {}",
+        s.other_node,
+        s.numa_hit,
+        report.health()
+    )))
+}
+
 /// The Linux-only cases.
 pub fn cases() -> Vec<Case<LinuxBackend>> {
     vec![
@@ -364,6 +435,10 @@ pub fn cases() -> Vec<Case<LinuxBackend>> {
         Case {
             name: "the_only_memory_node_has_the_systems_free_memory",
             run: the_only_memory_node_has_the_systems_free_memory,
+        },
+        Case {
+            name: "remote_allocation_is_reported",
+            run: remote_allocation_is_reported,
         },
     ]
 }
