@@ -20,6 +20,7 @@
 #![warn(clippy::missing_errors_doc)]
 
 pub mod locality;
+mod place;
 pub mod pool;
 mod region;
 mod sharded;
@@ -33,12 +34,13 @@ pub use numaperf_core::{
     CpuLocation, CpuSet, Enforcement, Errno, FileProblem, HugePages, KernelWeights, Mapping,
     MappingInfo, MemPolicy, NodeId, NodeMask, NodeMode, NodeWeights, NumaError, OptionConflict,
     PageCounts, PageLocation, PageRange, ParseError, PlacementBackend, Prefault, RegionOptions,
-    SysfsFile, TopologyInfo,
+    SysfsFile, ThreadPolicy, TopologyInfo,
 };
 #[cfg(target_os = "linux")]
 pub use numaperf_linux::LinuxBackend;
 pub use locality::{LocalityHealth, LocalityReport, LocalitySnapshot};
 pub use numaperf_portable::PortableBackend;
+pub use place::{place, place_in, place_with, PlaceFlags, Placed};
 pub use pool::{Buffer, BufferPool, BufferPoolConfig, WorkerPool, WorkerPoolConfig};
 pub use region::NumaRegion;
 pub use sharded::{NumaSharded, ShardMemory, ShardedCounter};

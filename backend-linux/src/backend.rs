@@ -376,16 +376,9 @@ impl PlacementBackend for LinuxBackend {
         strict: bool,
     ) -> Result<(), NumaError> {
         let (addr, len) = m.range(pages)?;
-        let mode = match policy {
-            MemPolicy::Local => mp::MPOL_LOCAL,
-            MemPolicy::Bind(_) => mp::MPOL_BIND,
-            MemPolicy::Preferred(_) => mp::MPOL_PREFERRED,
-            MemPolicy::PreferredMany(_) => mp::MPOL_PREFERRED_MANY,
-            MemPolicy::Interleave(_) => mp::MPOL_INTERLEAVE,
-            // The kernel's own weights apply (its global table, never written here); the
-            // region layer lays out other weights itself.
-            MemPolicy::WeightedInterleave(_) => mp::MPOL_WEIGHTED_INTERLEAVE,
-        };
+        // A weighted interleave takes the kernel's own weights (its global table, never
+        // written here); the region layer lays out other weights itself.
+        let mode = crate::existing::mode_of(policy);
         let flags = mode_flags(opts.node_mode)
             | if opts.numa_balancing {
                 mp::MPOL_F_NUMA_BALANCING
@@ -597,6 +590,41 @@ impl PlacementBackend for LinuxBackend {
 
     fn set_thread_affinity(&self, cpus: &CpuSet) -> Result<(), NumaError> {
         crate::affinity::set_thread_affinity(cpus)
+    }
+
+    /// Checks `/proc/self/maps`: every byte mapped, none an ordinary file (a tmpfs or
+    /// hugetlbfs file, memfd, `/dev/shm` and System V memory are shared memory and keep a
+    /// policy).
+    unsafe fn adopt(&self, addr: NonNull<u8>, len: usize) -> Result<Mapping, NumaError> {
+        let page = self.inner.page_size;
+        let start = addr.as_ptr() as usize;
+        if len == 0 || start % page != 0 || len % page != 0 {
+            return Err(NumaError::NoWholePage {
+                len,
+                page_size: page,
+            });
+        }
+        let end = start
+            .checked_add(len)
+            .ok_or(NumaError::SizeOverflow { len, unit: page })?;
+        crate::existing::check_placeable(start, end)?;
+        // SAFETY: the range is mapped (just checked) and, by this function's contract,
+        // stays mapped while the token lives; it is never unmapped through the token.
+        Ok(unsafe { Mapping::from_raw_parts(addr, len, len, page) })
+    }
+
+    fn thread_policy(&self) -> Result<Option<numaperf_core::ThreadPolicy>, NumaError> {
+        crate::existing::thread_policy()
+    }
+
+    fn set_thread_policy(
+        &self,
+        policy: Option<numaperf_core::ThreadPolicy>,
+    ) -> Result<(), NumaError> {
+        crate::existing::set_thread_policy(policy.as_ref()).map_err(|e| match &policy {
+            Some(p) => self.mbind_error(&p.policy, &p.options(), e),
+            None => errno_error("set_mempolicy", e),
+        })
     }
 }
 

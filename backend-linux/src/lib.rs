@@ -11,6 +11,7 @@
 
 mod affinity;
 mod backend;
+mod existing;
 mod devices;
 mod locality;
 pub mod mempolicy;

@@ -16,6 +16,7 @@ mod fault;
 mod hooked;
 mod machine;
 mod memory;
+mod thread_policy;
 mod threads;
 mod tracer;
 

@@ -2,6 +2,7 @@
 //! a per-page node table, and the kernel's placement rules taken from `numaperf-core`.
 
 use std::collections::BTreeMap;
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
@@ -87,6 +88,8 @@ struct Segment {
     first: usize,
     policy: MemPolicy,
     opts: RegionOptions,
+    /// No policy of its own (never mbound): pages follow the faulting thread's policy.
+    inherit: bool,
 }
 
 impl SimMapping {
@@ -113,6 +116,7 @@ impl SimMapping {
                 first: pages.first,
                 policy,
                 opts,
+                inherit: false,
             },
         );
         if let Some(mut a) = after {
@@ -361,7 +365,16 @@ impl SimMachine {
         while i < end {
             // One validation per policy segment, not per page.
             let (seg, seg_end) = m.segment_at(i);
-            let seg = seg.clone();
+            // A range without a policy of its own follows the faulting thread's.
+            let seg = match crate::thread_policy::get(self.id).filter(|_| seg.inherit) {
+                Some(t) => Segment {
+                    first: seg.first,
+                    opts: t.options(),
+                    policy: t.policy,
+                    inherit: true,
+                },
+                None => seg.clone(),
+            };
             let eff = seg.policy.validate(&seg.opts, &self.topology)?;
             while i < end.min(seg_end) {
                 if m.pages[i].is_some() {
@@ -408,12 +421,13 @@ impl SimMachine {
         &self,
         st: &mut State,
         start: usize,
+        pages: PageRange,
         allowed: &NodeMask,
         local: NodeId,
     ) -> Result<(), NumaError> {
         let State { nodes, maps, .. } = st;
         let m = maps.get_mut(&start).ok_or(NumaError::ForeignMapping)?;
-        for i in 0..m.pages.len() {
+        for i in pages.first..(pages.first + pages.count).min(m.pages.len()) {
             let Some(old) = m.pages[i] else { continue };
             if allowed.contains(old) {
                 continue;
@@ -446,6 +460,69 @@ impl SimMachine {
         let seg = m.segment_at(offset / m.unit).0;
         Some((seg.policy.clone(), seg.opts))
     }
+}
+
+impl SimMachine {
+    /// A policy as the simulated kernel holds it, with its usable nodes: the kernel
+    /// features it needs checked, validated, a weighted interleave given the kernel's
+    /// weights (its global table) as the kernel does.
+    fn as_kernel_holds(
+        &self,
+        st: &State,
+        policy: &MemPolicy,
+        opts: &RegionOptions,
+    ) -> Result<(MemPolicy, RegionOptions, NodeMask), NumaError> {
+        let needs = match policy {
+            MemPolicy::PreferredMany(_) => Some(KernelFeature::PreferredMany),
+            MemPolicy::WeightedInterleave(_) => Some(KernelFeature::WeightedInterleave),
+            _ => None,
+        };
+        for f in needs
+            .into_iter()
+            .chain(opts.home_node.map(|_| KernelFeature::HomeNode))
+        {
+            if st.lacks.contains(&f) {
+                return Err(f.error());
+            }
+        }
+        let eff = policy.validate(opts, &self.topology)?;
+        Ok(match policy {
+            MemPolicy::WeightedInterleave(_) => {
+                let mut w = NodeWeights::new();
+                for n in eff.iter() {
+                    let k = st.weights.map_or(1, |k| k.weights.weight(n).max(1));
+                    w.set(n, k)?;
+                }
+                let mut o = *opts;
+                o.node_mode = NodeMode::Default;
+                (MemPolicy::WeightedInterleave(w), o, eff)
+            }
+            p => (p.clone(), *opts, eff),
+        })
+    }
+}
+
+/// The start of the mapping that holds token `m` and the page `m` starts at in it (0 for
+/// a token from `map`; an adopted token may be part of a mapping).
+fn containing(
+    maps: &BTreeMap<usize, SimMapping>,
+    m: &Mapping,
+) -> Result<(usize, usize), NumaError> {
+    let addr = m.as_ptr() as usize;
+    let (&start, sm) = maps
+        .range(..=addr)
+        .next_back()
+        .ok_or(NumaError::ForeignMapping)?;
+    let offset = addr - start;
+    let inside = offset % sm.unit == 0
+        && m.page_size() == sm.unit
+        && offset
+            .checked_add(m.mapped_len())
+            .is_some_and(|e| e <= sm.mapped_len);
+    if !inside {
+        return Err(NumaError::ForeignMapping);
+    }
+    Ok((start, offset / sm.unit))
 }
 
 /// Takes `pages` from a node if it has them (and is not set to fail).
@@ -581,6 +658,7 @@ impl PlacementBackend for SimMachine {
                 first: 0,
                 policy: MemPolicy::Local,
                 opts: RegionOptions::default(),
+                inherit: true,
             }],
             pages: vec![None; mapped / unit],
         };
@@ -602,40 +680,18 @@ impl PlacementBackend for SimMachine {
         m.range(pages)?;
         let mut st = self.state();
         self.check_allowed(&st, "mbind")?;
-        let needs = match policy {
-            MemPolicy::PreferredMany(_) => Some(KernelFeature::PreferredMany),
-            MemPolicy::WeightedInterleave(_) => Some(KernelFeature::WeightedInterleave),
-            _ => None,
+        let (policy, opts, eff) = self.as_kernel_holds(&st, policy, opts)?;
+        // An adopted token may be part of a mapping: its pages from `first` on.
+        let (start, first) = containing(&st.maps, m)?;
+        let pages = PageRange {
+            first: first + pages.first,
+            count: pages.count,
         };
-        for f in needs
-            .into_iter()
-            .chain(opts.home_node.map(|_| KernelFeature::HomeNode))
-        {
-            if st.lacks.contains(&f) {
-                return Err(f.error());
-            }
-        }
-        let eff = policy.validate(opts, &self.topology)?;
-        // As the kernel: weighted interleave takes its weights from the global table.
-        let (policy, opts) = match policy {
-            MemPolicy::WeightedInterleave(_) => {
-                let mut w = NodeWeights::new();
-                for n in eff.iter() {
-                    let k = st.weights.map_or(1, |k| k.weights.weight(n).max(1));
-                    w.set(n, k)?;
-                }
-                let mut o = *opts;
-                o.node_mode = NodeMode::Default;
-                (MemPolicy::WeightedInterleave(w), o)
-            }
-            p => (p.clone(), *opts),
-        };
-        let start = m.as_ptr() as usize;
         let sm = st.maps.get_mut(&start).ok_or(NumaError::ForeignMapping)?;
         sm.set_policy(pages, policy, opts);
         if strict {
             let local = self.local_node();
-            self.move_misplaced(&mut st, start, &eff, local)?;
+            self.move_misplaced(&mut st, start, pages, &eff, local)?;
         }
         Ok(())
     }
@@ -672,15 +728,13 @@ impl PlacementBackend for SimMachine {
         self.calls.record(CallKind::PageLocations);
         let st = self.state();
         self.check_allowed(&st, "move_pages")?;
-        let sm = st
-            .maps
-            .get(&(m.as_ptr() as usize))
-            .ok_or(NumaError::ForeignMapping)?;
+        let (start, offset) = containing(&st.maps, m)?;
+        let sm = st.maps.get(&start).ok_or(NumaError::ForeignMapping)?;
         m.range(PageRange {
             first,
             count: out.len(),
         })?;
-        let pages = &sm.pages[first..first + out.len()];
+        let pages = &sm.pages[offset + first..offset + first + out.len()];
         for (o, p) in out.iter_mut().zip(pages) {
             *o = p.map_or(PageLocation::NotPresent, PageLocation::Node);
         }
@@ -701,7 +755,7 @@ impl PlacementBackend for SimMachine {
         let sm = st.maps.get_mut(&start).ok_or(NumaError::ForeignMapping)?;
         let all = m.all_pages();
         sm.set_policy(all, policy, opts);
-        self.move_misplaced(&mut st, start, &eff, local)
+        self.move_misplaced(&mut st, start, all, &eff, local)
     }
 
     fn kernel_weights(&self) -> Result<Option<KernelWeights>, NumaError> {
@@ -777,6 +831,56 @@ impl PlacementBackend for SimMachine {
                 affinity: usable,
             },
         );
+        Ok(())
+    }
+
+    /// Inside one simulated mapping, in its page unit (the simulator has no file
+    /// mappings: memory outside its mappings is foreign to it).
+    unsafe fn adopt(&self, addr: NonNull<u8>, len: usize) -> Result<Mapping, NumaError> {
+        let st = self.state();
+        let at = addr.as_ptr() as usize;
+        let (&start, sm) = st
+            .maps
+            .range(..=at)
+            .next_back()
+            .filter(|(s, sm)| at < *s + sm.mapped_len)
+            .ok_or(NumaError::ForeignMapping)?;
+        if len == 0 || (at - start) % sm.unit != 0 || len % sm.unit != 0 {
+            return Err(NumaError::NoWholePage {
+                len,
+                page_size: sm.unit,
+            });
+        }
+        if at - start + len > sm.mapped_len {
+            return Err(NumaError::ForeignMapping);
+        }
+        // SAFETY: inside a live simulated mapping (checked), which by this function's
+        // contract stays mapped while the token lives; `unit` divides `len`.
+        Ok(unsafe { Mapping::from_raw_parts(addr, len, len, sm.unit) })
+    }
+
+    fn thread_policy(&self) -> Result<Option<numaperf_core::ThreadPolicy>, NumaError> {
+        Ok(crate::thread_policy::get(self.id))
+    }
+
+    fn set_thread_policy(
+        &self,
+        policy: Option<numaperf_core::ThreadPolicy>,
+    ) -> Result<(), NumaError> {
+        let held = match policy {
+            None => None,
+            Some(p) => {
+                let st = self.state();
+                self.check_allowed(&st, "set_mempolicy")?;
+                let (policy, opts, _) = self.as_kernel_holds(&st, &p.policy, &p.options())?;
+                Some(numaperf_core::ThreadPolicy {
+                    policy,
+                    node_mode: opts.node_mode,
+                    numa_balancing: opts.numa_balancing,
+                })
+            }
+        };
+        crate::thread_policy::set(self.id, held);
         Ok(())
     }
 }

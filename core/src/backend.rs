@@ -6,6 +6,7 @@ use core::ptr::NonNull;
 
 use crate::errno::Errno;
 use crate::error::NumaError;
+use crate::existing::ThreadPolicy;
 use crate::node::{CpuSet, NodeId, NodeMask, MAX_NUMNODES};
 use crate::options::{HugePages, NodeMode, Prefault, RegionOptions};
 use crate::policy::MemPolicy;
@@ -309,8 +310,8 @@ pub const PLACEMENT_BATCH: usize = 512;
 ///
 /// # Safety contract of the mapping methods
 /// `apply_policy`, `prefault`, `migrate` and `unmap` act on a mapping's memory or policy
-/// and are `unsafe`. Their caller guarantees that `m` came from this backend's `map` and
-/// is not yet unmapped, and that it *owns* the mapping: for the duration of the call no
+/// and are `unsafe`. Their caller guarantees that `m` came from this backend's `map` (or,
+/// except for `unmap`, its `adopt`) and is not yet unmapped, and that it *owns* the mapping: for the duration of the call no
 /// reference to the memory of the pages named exists and no other thread accesses them
 /// (`prefault` writes them; a strict `apply_policy` and `migrate` move them), and whatever
 /// reports the mapping's policy or enforcement (a `NumaRegion`) is updated by the caller.
@@ -448,6 +449,53 @@ pub trait PlacementBackend {
     /// [`NumaError::EmptyCpuSet`], [`NumaError::InvalidCpu`] beyond 4095, and
     /// [`NumaError::CpuNotAllowed`] when none of the CPUs may be used.
     fn set_thread_affinity(&self, cpus: &CpuSet) -> Result<(), NumaError>;
+
+    /// A token for `addr..addr + len`, memory the caller already has and this backend did
+    /// not map (a `Vec`'s buffer, another library's mapping), for `apply_policy` and
+    /// `page_locations`; it is dropped, never passed to `unmap`. The backend checks that a
+    /// policy holds there: an ordinary file mapping is refused. The default refuses all.
+    ///
+    /// # Errors
+    /// [`NumaError::FileBackedMemory`] for (part of) an ordinary file mapping,
+    /// [`NumaError::ForeignMapping`] for a range not all mapped (the simulator: not inside
+    /// one of its mappings), [`NumaError::Unsupported`] where the backend cannot place
+    /// existing memory, reading errors.
+    ///
+    /// # Safety
+    /// `addr` and `len` are multiples of `base_page_size()`; the range stays mapped while
+    /// the token lives, and the caller owns it as the trait's mapping contract says.
+    unsafe fn adopt(&self, addr: NonNull<u8>, len: usize) -> Result<Mapping, NumaError> {
+        let _ = (addr, len);
+        Err(NumaError::Unsupported {
+            feature: "placing existing memory",
+            since: "a backend that places memory",
+        })
+    }
+
+    /// The calling thread's own default policy (`None`: it has none, so memory without
+    /// a policy of its own is allocated on the faulting CPU's node). The default: `None`.
+    ///
+    /// # Errors
+    /// The kernel's refusal (in practice never).
+    fn thread_policy(&self) -> Result<Option<ThreadPolicy>, NumaError> {
+        Ok(None)
+    }
+
+    /// Sets the calling thread's default policy (`None`: back to the default); ranges with
+    /// a policy of their own keep theirs. The default refuses any policy.
+    ///
+    /// # Errors
+    /// Validation errors of the policy, [`NumaError::Unsupported`] for a mode the kernel
+    /// lacks or a backend without thread policies, the kernel's refusal.
+    fn set_thread_policy(&self, policy: Option<ThreadPolicy>) -> Result<(), NumaError> {
+        match policy {
+            None => Ok(()),
+            Some(_) => Err(NumaError::Unsupported {
+                feature: "a thread memory policy",
+                since: "a backend that places memory",
+            }),
+        }
+    }
 }
 
 /// Pages per node of a whole mapping, queried in batches of [`PLACEMENT_BATCH`].
@@ -564,6 +612,16 @@ macro_rules! forward_backend {
             }
             fn set_thread_affinity(&self, cpus: &CpuSet) -> Result<(), NumaError> {
                 (**self).set_thread_affinity(cpus)
+            }
+            unsafe fn adopt(&self, addr: NonNull<u8>, len: usize) -> Result<Mapping, NumaError> {
+                // SAFETY: the caller upholds `adopt`'s contract for the backend behind the handle.
+                unsafe { (**self).adopt(addr, len) }
+            }
+            fn thread_policy(&self) -> Result<Option<ThreadPolicy>, NumaError> {
+                (**self).thread_policy()
+            }
+            fn set_thread_policy(&self, policy: Option<ThreadPolicy>) -> Result<(), NumaError> {
+                (**self).set_thread_policy(policy)
             }
         }
     )*};

@@ -142,6 +142,16 @@ pub enum NumaError {
     },
     /// The pool is shutting down and takes no more work.
     PoolShutDown,
+    /// A byte range to place that holds no whole page (placement works on whole pages).
+    NoWholePage {
+        /// Bytes in the range.
+        len: usize,
+        /// The page size.
+        page_size: usize,
+    },
+    /// The range is (partly) an ordinary file mapping: its page-cache pages stay where the
+    /// file was read, whatever policy the mapping is given.
+    FileBackedMemory,
     /// No device of this name (a `netdev:`, `block:`, `pci:` or `file:` form's device).
     DeviceNotFound(DeviceRef),
     /// The device exists, but the kernel tells no node for it (not on PCI, or neither
@@ -372,6 +382,13 @@ impl fmt::Display for NumaError {
             ),
             NumaError::InvalidConfig { field, reason } => write!(f, "{field} {reason}"),
             NumaError::PoolShutDown => f.write_str("the pool is shutting down"),
+            NumaError::NoWholePage { len, page_size } => write!(
+                f,
+                "{len} bytes hold no whole page of {page_size} bytes: nothing to place"
+            ),
+            NumaError::FileBackedMemory => f.write_str(
+                "an ordinary file mapping: its page-cache pages ignore memory policy",
+            ),
             NumaError::DeviceNotFound(d) => write!(f, "{d}: no such device"),
             NumaError::DeviceLocalityUnknown(d) => {
                 write!(f, "{d}: the kernel tells no NUMA node for it")

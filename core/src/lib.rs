@@ -23,6 +23,7 @@ pub mod device;
 pub mod device_sysfs;
 pub mod errno;
 pub mod error;
+pub mod existing;
 #[cfg(feature = "alloc")]
 pub mod locality;
 #[cfg(feature = "alloc")]
@@ -53,6 +54,7 @@ pub use device::{DevNumber, DeviceClass, DeviceKind, DeviceName, DeviceRef, Loca
 pub use device::{DeviceSource, DeviceTable, NamedDevice, PciDevice};
 pub use errno::Errno;
 pub use error::{FileProblem, NumaError, OptionConflict, SysfsFile};
+pub use existing::{MemoryKind, ThreadPolicy};
 pub use node::{CpuSet, IdSet, NodeId, NodeMask, MAX_CPUS, MAX_NUMNODES};
 pub use options::{Enforcement, HugePages, NodeMode, Prefault, RegionOptions};
 pub use parse::{DeviceSpec, ParseError, ParseErrorKind};
