@@ -4,12 +4,12 @@
 use core::fmt;
 
 use numaperf_core::{
-    CpuSet, KernelWeights, NodeId, NodeMask, NumaError, OwnedNodeInfo, OwnedTopology,
-    PlacementBackend, TopologyInfo,
+    CpuSet, KernelWeights, NodeId, NodeInfo, NodeMask, NumaError, OwnedTopology, PlacementBackend,
+    TopologyInfo,
 };
 
-/// One NUMA node of a [`Topology`].
-pub type NumaNode = OwnedNodeInfo;
+/// One NUMA node of a [`Topology`]: its id, CPUs and memory (the core's [`NodeInfo`]).
+pub type NumaNode = NodeInfo;
 
 /// A snapshot of the machine's NUMA topology.
 ///
@@ -74,21 +74,15 @@ impl Topology {
     /// # Errors
     /// [`NumaError::InvalidTopology`] when the source is not a machine.
     pub fn from_info(info: &(impl TopologyInfo + ?Sized)) -> Result<Self, NumaError> {
-        let ids = info.nodes();
-        let nodes = ids
+        let nodes = info.node_list();
+        let distances = nodes
             .iter()
-            .map(|n| {
-                let row = ids
-                    .iter()
-                    .map(|m| info.distance(n, m).unwrap_or(0))
-                    .collect();
-                let cpus = info.node_cpus(n).copied().unwrap_or_default();
-                let mem = info.node_memory(n).unwrap_or(0);
-                NumaNode::new(n, cpus, mem, mem, row)
-            })
+            .flat_map(|a| nodes.iter().map(move |b| (a.id(), b.id())))
+            .map(|(a, b)| info.distance(a, b).unwrap_or(0))
             .collect();
         let table = OwnedTopology::new(
-            nodes,
+            nodes.to_vec(),
+            distances,
             Some(*info.allowed_nodes()),
             Some(*info.allowed_cpus()),
         )?;
@@ -174,11 +168,8 @@ impl TopologyInfo for Topology {
     fn allowed_cpus(&self) -> &CpuSet {
         self.table.allowed_cpus()
     }
-    fn node_cpus(&self, node: NodeId) -> Option<&CpuSet> {
-        self.table.node_cpus(node)
-    }
-    fn node_memory(&self, node: NodeId) -> Option<u64> {
-        self.table.node_memory(node)
+    fn node_list(&self) -> &[NodeInfo] {
+        self.table.node_list()
     }
     fn distance(&self, from: NodeId, to: NodeId) -> Option<u8> {
         self.table.distance(from, to)

@@ -11,7 +11,7 @@ use rustix::fs::{Mode, OFlags};
 use numaperf_core::parse::{meminfo_field, parse_list};
 use numaperf_core::sysfs::{parse_status, topology_from_sysfs, ProcessAllowed};
 use numaperf_core::{
-    CpuSet, FileProblem, NodeId, NodeMask, NumaError, OwnedNodeInfo, OwnedTopology, SysfsFile,
+    CpuSet, FileProblem, NodeId, NodeInfo, NodeMask, NumaError, OwnedTopology, SysfsFile,
 };
 
 /// Where the kernel publishes NUMA nodes.
@@ -178,8 +178,8 @@ fn single_node(allowed: ProcessAllowed) -> Result<OwnedTopology, NumaError> {
         Some(r) => r.map_err(|e| file.error(FileProblem::Malformed(e))),
     };
     let (total, free) = (field("MemTotal:")?, field("MemFree:")?);
-    let node = OwnedNodeInfo::new(NodeId::new(0), cpus, total, free, vec![10]);
-    OwnedTopology::new(vec![node], None, allowed.cpus)
+    let node = NodeInfo::new(NodeId::new(0), cpus, total, free);
+    OwnedTopology::new(vec![node], vec![10], None, allowed.cpus)
 }
 
 #[cfg(test)]

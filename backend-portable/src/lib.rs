@@ -46,8 +46,8 @@ impl PortableBackend {
     pub fn new() -> Result<Self, NumaError> {
         let cpus = system::allowed_cpus()?;
         let memory = system::memory()?;
-        let node = NodeInfo::new(NODE0, cpus, memory.total, memory.free, vec![10u8]);
-        let topology = OwnedTopology::new(vec![node], None, Some(cpus))?;
+        let node = NodeInfo::new(NODE0, cpus, memory.total, memory.free);
+        let topology = OwnedTopology::new(vec![node], vec![10], None, Some(cpus))?;
         Ok(PortableBackend {
             inner: Arc::new(Inner {
                 topology,

@@ -6,8 +6,8 @@ use std::path::Path;
 
 use numaperf_core::sysfs::{topology_from_sysfs, ProcessAllowed};
 use numaperf_core::{
-    CpuSet, Errno, FileProblem, HugePages, NodeId, NodeMask, NumaError, OwnedNodeInfo,
-    OwnedTopology, MAX_CPUS, MAX_NUMNODES,
+    CpuSet, Errno, FileProblem, HugePages, NodeId, NodeInfo, NodeMask, NumaError, OwnedTopology,
+    MAX_CPUS, MAX_NUMNODES,
 };
 
 use crate::machine::{SimMachine, PAGE_SIZE};
@@ -106,21 +106,22 @@ impl SimBuilder {
             .map(|&(id, cpus, mem)| {
                 let set: CpuSet = (next_cpu..next_cpu + cpus).collect();
                 next_cpu += cpus;
-                let row = ids
-                    .iter()
-                    .map(|&to| {
-                        let given = self
-                            .distances
-                            .iter()
-                            .rev()
-                            .find(|d| (d.0, d.1) == (id, to) || (d.1, d.0) == (id, to));
-                        given.map_or(if to == id { 10 } else { 21 }, |d| d.2)
-                    })
-                    .collect();
-                OwnedNodeInfo::new(id, set, mem, mem, row)
+                NodeInfo::new(id, set, mem, mem)
             })
             .collect();
-        let topo = OwnedTopology::new(infos, self.allowed, None)?;
+        let matrix = ids
+            .iter()
+            .flat_map(|&from| ids.iter().map(move |&to| (from, to)))
+            .map(|(from, to)| {
+                let given = self
+                    .distances
+                    .iter()
+                    .rev()
+                    .find(|d| (d.0, d.1) == (from, to) || (d.1, d.0) == (from, to));
+                given.map_or(if to == from { 10 } else { 21 }, |d| d.2)
+            })
+            .collect();
+        let topo = OwnedTopology::new(infos, matrix, self.allowed, None)?;
         let devices = crate::devices::device_table(&self.devices, &topo)?;
         let mut machine = SimMachine::new(topo, &self.huge, page_size);
         machine.devices = devices;

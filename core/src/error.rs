@@ -12,11 +12,11 @@ use crate::parse::ParseError;
 /// Everything that can go wrong when placing memory.
 ///
 /// ```
-/// use numaperf_core::{CpuSet, MemPolicy, NodeId, NodeInfo, NodeMask, NodeTable, NumaError,
-///     RegionOptions};
+/// use numaperf_core::{CpuSet, FixedTopology, MemPolicy, NodeId, NodeInfo, NodeMask,
+///     NumaError, RegionOptions};
 /// // One node with CPU 0 and 1 GiB.
-/// let nodes = [NodeInfo::new(NodeId::new(0), CpuSet::single(0), 1 << 30, 1 << 30, [10u8])];
-/// let topo = NodeTable::new(&nodes[..], None, None)?;
+/// let nodes = [NodeInfo::new(NodeId::new(0), CpuSet::single(0), 1 << 30, 1 << 30)];
+/// let topo = FixedTopology::<1>::new(&nodes, &[10], None, None)?;
 /// let policy = MemPolicy::Bind(NodeMask::single(NodeId::new(3)));
 /// match policy.validate(&RegionOptions::default(), &topo) {
 ///     Err(NumaError::NodeNotFound(n)) => assert_eq!(n, NodeId::new(3)),

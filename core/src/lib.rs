@@ -60,7 +60,7 @@ pub use options::{Enforcement, HugePages, NodeMode, Prefault, RegionOptions};
 pub use parse::{DeviceSpec, ParseError, ParseErrorKind};
 pub use policy::{MemPolicy, NodeWeights};
 pub use region::create_region;
-pub use topology::{FixedTopology, NodeInfo, NodeList, NodeTable, TopologyInfo};
 #[cfg(feature = "alloc")]
-pub use topology::{OwnedNodeInfo, OwnedTopology};
+pub use topology::OwnedTopology;
+pub use topology::{FixedTopology, NodeInfo, TopologyInfo};
 pub use weighted::KernelWeights;

@@ -11,14 +11,14 @@ use crate::topology::TopologyInfo;
 /// Where a region's pages may go.
 ///
 /// ```
-/// use numaperf_core::{CpuSet, MemPolicy, NodeId, NodeInfo, NodeMask, NodeTable, NumaError,
-///     RegionOptions};
-/// // Two nodes with CPUs and memory.
+/// use numaperf_core::{CpuSet, FixedTopology, MemPolicy, NodeId, NodeInfo, NodeMask,
+///     NumaError, RegionOptions};
+/// // Two nodes with CPUs and memory, 21 apart.
 /// let nodes = [
-///     NodeInfo::new(NodeId::new(0), CpuSet::single(0), 1 << 30, 1 << 30, [10u8, 21]),
-///     NodeInfo::new(NodeId::new(1), CpuSet::single(1), 1 << 30, 1 << 30, [21u8, 10]),
+///     NodeInfo::new(NodeId::new(0), CpuSet::single(0), 1 << 30, 1 << 30),
+///     NodeInfo::new(NodeId::new(1), CpuSet::single(1), 1 << 30, 1 << 30),
 /// ];
-/// let topo = NodeTable::new(&nodes[..], None, None)?;
+/// let topo = FixedTopology::<2>::new(&nodes, &[10, 21, 21, 10], None, None)?;
 /// let both: NodeMask = numaperf_core::parse::parse_list("0-1")?;
 /// // Validation returns the nodes the kernel will really use.
 /// assert_eq!(MemPolicy::Interleave(both).validate(&RegionOptions::new(), &topo)?, both);

@@ -281,21 +281,15 @@ mod tests {
     use crate::backend::MockPlacementBackend;
     use crate::node::NodeId;
     use crate::options::HugePages;
-    use crate::topology::{FixedTopology, NodeInfo, NodeTable};
+    use crate::topology::{FixedTopology, NodeInfo};
     use core::ptr::NonNull;
 
     fn topo() -> FixedTopology<4> {
-        let mut nodes = heapless::Vec::new();
-        for id in 0..2u32 {
-            let row =
-                heapless::Vec::from_slice(if id == 0 { &[10, 21] } else { &[21, 10] }).unwrap();
+        let node = |id: u32| {
             let cpus = crate::node::CpuSet::single(id as usize);
-            nodes
-                .push(NodeInfo::new(NodeId::new(id), cpus, 1 << 30, 1 << 30, row))
-                .ok()
-                .unwrap();
-        }
-        NodeTable::new(nodes, None, None).unwrap()
+            NodeInfo::new(NodeId::new(id), cpus, 1 << 30, 1 << 30)
+        };
+        FixedTopology::new(&[node(0), node(1)], &[10, 21, 21, 10], None, None).unwrap()
     }
 
     /// A mock with a 2-node topology, 4 KiB pages and a 4-page "mapping".

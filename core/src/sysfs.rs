@@ -7,7 +7,7 @@ use alloc::vec::Vec;
 use crate::error::{FileProblem, NumaError, SysfsFile};
 use crate::node::{CpuSet, NodeId, NodeMask, MAX_NUMNODES};
 use crate::parse::{meminfo_field, parse_distance_row, parse_list, parse_meminfo_kb, ParseError};
-use crate::topology::{NodeInfo, NodeTable, OwnedTopology};
+use crate::topology::{NodeInfo, OwnedTopology};
 
 /// What this process may use, from `/proc/self/status`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -63,6 +63,7 @@ pub fn topology_from_sysfs(
     }
     let count = online.count();
     let mut nodes = Vec::with_capacity(count);
+    let mut distances = Vec::with_capacity(count * count);
     let mut all_cpus = CpuSet::new();
     let mut path = String::new();
     let mut file = |id: NodeId, name: &'static str| {
@@ -101,9 +102,10 @@ pub fn topology_from_sysfs(
                 "a distance row needs one entry per online node",
             )));
         }
-        nodes.push(NodeInfo::new(id, cpus, total, free, buf[..n].to_vec()));
+        nodes.push(NodeInfo::new(id, cpus, total, free));
+        distances.extend_from_slice(&buf[..n]);
     }
-    NodeTable::new(nodes, allowed.nodes, allowed.cpus)
+    OwnedTopology::new(nodes, distances, allowed.nodes, allowed.cpus)
 }
 
 /// Free bytes from a node's `meminfo` text (`MemFree:`).
@@ -120,7 +122,6 @@ mod tests {
     use crate::topology::TopologyInfo;
     use std::collections::BTreeMap;
     use std::string::ToString;
-    use std::vec;
 
     type Tree = BTreeMap<String, Result<String, FileProblem>>;
 
@@ -308,7 +309,11 @@ mod tests {
         };
         assert_eq!(*t.cpu_nodes(), NodeMask::single(NodeId::new(0)));
         assert_eq!(t.node_cpus(NodeId::new(0)).unwrap().count(), 1);
-        assert_eq!(vec![10, 20], t.node(NodeId::new(0)).unwrap().distances());
+        let (n0, n1) = (NodeId::new(0), NodeId::new(1));
+        assert_eq!(
+            [Some(10), Some(20)],
+            [t.distance(n0, n0), t.distance(n0, n1)]
+        );
     }
 
     #[test]

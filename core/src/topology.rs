@@ -1,5 +1,6 @@
-//! What a machine looks like: online nodes, their CPUs and memory, distances, and what
-//! this process may use. One generic table; a heapless form and (with `alloc`) an owned one.
+//! What a machine looks like: online nodes, their CPUs and memory, the distances between
+//! them, and what this process may use. One trait; a table that needs no allocator
+//! ([`FixedTopology`]) and (with `alloc`) an owned one ([`OwnedTopology`]).
 
 use crate::error::NumaError;
 use crate::node::{CpuSet, NodeId, NodeMask};
@@ -16,18 +17,35 @@ pub trait TopologyInfo {
     fn allowed_nodes(&self) -> &NodeMask;
     /// CPUs this process may run on (`Cpus_allowed`).
     fn allowed_cpus(&self) -> &CpuSet;
-    /// A node's CPUs (`None` if the node is not online).
-    fn node_cpus(&self, node: NodeId) -> Option<&CpuSet>;
-    /// A node's total memory in bytes (`None` if the node is not online).
-    fn node_memory(&self, node: NodeId) -> Option<u64>;
+    /// The online nodes' records, sorted by id.
+    fn node_list(&self) -> &[NodeInfo];
     /// Distance between two online nodes (10 = local), as in the SLIT.
     fn distance(&self, from: NodeId, to: NodeId) -> Option<u8>;
 
+    /// The record of one node (`None` if the node is not online).
+    fn node(&self, id: NodeId) -> Option<&NodeInfo> {
+        let list = self.node_list();
+        list.binary_search_by_key(&id, |n| n.id)
+            .ok()
+            .map(|i| &list[i])
+    }
+
+    /// A node's CPUs (`None` if the node is not online).
+    fn node_cpus(&self, node: NodeId) -> Option<&CpuSet> {
+        self.node(node).map(|n| &n.cpus)
+    }
+
+    /// A node's total memory in bytes (`None` if the node is not online).
+    fn node_memory(&self, node: NodeId) -> Option<u64> {
+        self.node(node).map(|n| n.mem_total)
+    }
+
     /// The node a CPU belongs to.
     fn cpu_node(&self, cpu: usize) -> Option<NodeId> {
-        self.nodes()
+        self.node_list()
             .iter()
-            .find(|&n| self.node_cpus(n).is_some_and(|c| c.contains(cpu)))
+            .find(|n| n.cpus.contains(cpu))
+            .map(|n| n.id)
     }
 
     /// Number of online nodes.
@@ -36,26 +54,23 @@ pub trait TopologyInfo {
     }
 }
 
-/// One node's facts. `R` holds its distance row (ordered by the online node list).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NodeInfo<R> {
+/// One node's facts: its id, CPUs and memory. Distances live in the topology's matrix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NodeInfo {
     id: NodeId,
     cpus: CpuSet,
     mem_total: u64,
     mem_free: u64,
-    distances: R,
 }
 
-impl<R: AsRef<[u8]>> NodeInfo<R> {
-    /// A node record. `distances[i]` is the distance to the i-th online node in id order;
-    /// an empty row means "unknown" (10 to itself, 20 to others, as the kernel assumes).
-    pub fn new(id: NodeId, cpus: CpuSet, mem_total: u64, mem_free: u64, distances: R) -> Self {
+impl NodeInfo {
+    /// A node record: `mem_total` bytes of which `mem_free` were free when it was read.
+    pub const fn new(id: NodeId, cpus: CpuSet, mem_total: u64, mem_free: u64) -> Self {
         NodeInfo {
             id,
             cpus,
             mem_total,
             mem_free,
-            distances,
         }
     }
 
@@ -79,51 +94,15 @@ impl<R: AsRef<[u8]>> NodeInfo<R> {
         self.mem_free
     }
 
-    /// The raw distance row, ordered by the online node list.
-    pub fn distances(&self) -> &[u8] {
-        self.distances.as_ref()
-    }
-
     /// Whether the node has memory.
     pub fn has_memory(&self) -> bool {
         self.mem_total > 0
     }
 }
 
-/// A container of node records: a heapless or an owned vector, or a slice.
-pub trait NodeList {
-    /// The distance row type.
-    type Row: AsRef<[u8]>;
-    /// The records.
-    fn records(&self) -> &[NodeInfo<Self::Row>];
-}
-
-impl<R: AsRef<[u8]>, const N: usize> NodeList for heapless::Vec<NodeInfo<R>, N> {
-    type Row = R;
-    fn records(&self) -> &[NodeInfo<R>] {
-        self
-    }
-}
-
-#[cfg(feature = "alloc")]
-impl<R: AsRef<[u8]>> NodeList for alloc::vec::Vec<NodeInfo<R>> {
-    type Row = R;
-    fn records(&self) -> &[NodeInfo<R>] {
-        self
-    }
-}
-
-impl<R: AsRef<[u8]>> NodeList for &[NodeInfo<R>] {
-    type Row = R;
-    fn records(&self) -> &[NodeInfo<R>] {
-        self
-    }
-}
-
-/// A machine's topology: node records sorted by id, plus what this process may use.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NodeTable<C> {
-    nodes: C,
+/// The node sets a table derives from its records, checked once when it is built.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Summary {
     online: NodeMask,
     memory: NodeMask,
     with_cpus: NodeMask,
@@ -132,11 +111,161 @@ pub struct NodeTable<C> {
     fallback: bool,
 }
 
-/// A topology that needs no allocator: at most `N` nodes.
-pub type FixedTopology<const N: usize> =
-    NodeTable<heapless::Vec<NodeInfo<heapless::Vec<u8, N>>, N>>;
+impl Summary {
+    /// Checks records (sorted by id, no duplicates, no CPU in two nodes, ids below 1024)
+    /// and a row-major distance matrix of `distances` entries (0: unknown, else n x n).
+    fn of(
+        list: &[NodeInfo],
+        distances: usize,
+        allowed_nodes: Option<NodeMask>,
+        allowed_cpus: Option<CpuSet>,
+    ) -> Result<Self, NumaError> {
+        if list.is_empty() {
+            return Err(NumaError::InvalidTopology(
+                "a topology needs at least one node",
+            ));
+        }
+        if distances != 0 && Some(distances) != list.len().checked_mul(list.len()) {
+            return Err(NumaError::InvalidTopology(
+                "a distance matrix must have one row of one entry per online node",
+            ));
+        }
+        let mut online = NodeMask::new();
+        let mut memory = NodeMask::new();
+        let mut with_cpus = NodeMask::new();
+        let mut all_cpus = CpuSet::new();
+        for (i, n) in list.iter().enumerate() {
+            if !n.id.is_valid() {
+                return Err(NumaError::InvalidNode(n.id.get()));
+            }
+            if i > 0 && list[i - 1].id >= n.id {
+                return Err(NumaError::InvalidTopology(
+                    "nodes must be sorted by id, without duplicates",
+                ));
+            }
+            online.add(n.id);
+            if n.has_memory() {
+                memory.add(n.id);
+            }
+            if !n.cpus.is_empty() {
+                with_cpus.add(n.id);
+            }
+            if !all_cpus.intersection(&n.cpus).is_empty() {
+                return Err(NumaError::InvalidTopology("a CPU belongs to two nodes"));
+            }
+            all_cpus = all_cpus.union(&n.cpus);
+        }
+        Ok(Summary {
+            allowed: allowed_nodes.map_or(online, |a| a.intersection(&online)),
+            allowed_cpus: allowed_cpus.unwrap_or(all_cpus),
+            online,
+            memory,
+            with_cpus,
+            fallback: false,
+        })
+    }
+}
+
+/// The distance at row `from`, column `to` (positions in the node list) of a row-major
+/// matrix with rows `stride` apart; an empty matrix is the kernel's assumption (10 to
+/// itself, 20 to others).
+fn matrix_distance(
+    list: &[NodeInfo],
+    matrix: &[u8],
+    stride: usize,
+    from: NodeId,
+    to: NodeId,
+) -> Option<u8> {
+    let at = |id: NodeId| list.binary_search_by_key(&id, |n| n.id).ok();
+    let (row, col) = (at(from)?, at(to)?);
+    Some(match matrix.get(row * stride + col) {
+        Some(&d) => d,
+        None if from == to => 10,
+        None => 20,
+    })
+}
+
+/// Implements [`TopologyInfo`] for a table with `nodes`, `summary` and a `distance` fn.
+macro_rules! topology_info {
+    () => {
+        fn nodes(&self) -> &NodeMask {
+            &self.summary.online
+        }
+        fn memory_nodes(&self) -> &NodeMask {
+            &self.summary.memory
+        }
+        fn cpu_nodes(&self) -> &NodeMask {
+            &self.summary.with_cpus
+        }
+        fn allowed_nodes(&self) -> &NodeMask {
+            &self.summary.allowed
+        }
+        fn allowed_cpus(&self) -> &CpuSet {
+            &self.summary.allowed_cpus
+        }
+        fn node_list(&self) -> &[NodeInfo] {
+            &self.nodes
+        }
+        fn distance(&self, from: NodeId, to: NodeId) -> Option<u8> {
+            self.distance_at(from, to)
+        }
+    };
+}
+
+/// A topology of at most `N` nodes that needs no allocator: the form a kernel-adjacent
+/// allocator or a unikernel keeps on its stack or in a static.
+///
+/// Its size on 64-bit targets is `1080 + N * (544 + N)` bytes, rounded up to a multiple
+/// of 8: a [`NodeInfo`] (544 bytes, most of them its 4096-bit CPU set) and a row of the
+/// distance matrix per node, plus the node and CPU sets derived from them. So
+/// `FixedTopology<4>` is 3272 bytes and `FixedTopology<8>` 5496 (a unit test checks these
+/// figures). Nothing in it is allocated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FixedTopology<const N: usize> {
+    nodes: heapless::Vec<NodeInfo, N>,
+    distances: [[u8; N]; N],
+    summary: Summary,
+}
 
 impl<const N: usize> FixedTopology<N> {
+    /// A table from node records, sorted by id without duplicates and with no CPU in two
+    /// nodes, and their distance matrix: row-major, `distances[i * n + j]` from the i-th
+    /// to the j-th record, or empty for "unknown" (10 to itself, 20 to others, as the
+    /// kernel assumes).
+    ///
+    /// `allowed_nodes`/`allowed_cpus`: the process's cpuset (`None`: everything online).
+    ///
+    /// # Errors
+    /// [`NumaError::InvalidTopology`] for no nodes or more than `N`, unsorted or
+    /// duplicate ids, a matrix that is neither empty nor n x n, or a CPU in two nodes;
+    /// [`NumaError::InvalidNode`] for an id beyond 1023.
+    pub fn new(
+        nodes: &[NodeInfo],
+        distances: &[u8],
+        allowed_nodes: Option<NodeMask>,
+        allowed_cpus: Option<CpuSet>,
+    ) -> Result<Self, NumaError> {
+        let summary = Summary::of(nodes, distances.len(), allowed_nodes, allowed_cpus)?;
+        let nodes: heapless::Vec<NodeInfo, N> = heapless::Vec::from_slice(nodes)
+            .map_err(|_| NumaError::InvalidTopology("more than N nodes"))?;
+        let n = nodes.len();
+        let mut matrix = [[0u8; N]; N];
+        for (i, row) in matrix.iter_mut().enumerate().take(n) {
+            for (j, d) in row.iter_mut().enumerate().take(n) {
+                *d = match distances.get(i * n + j) {
+                    Some(&d) => d,
+                    None if i == j => 10,
+                    None => 20,
+                };
+            }
+        }
+        Ok(FixedTopology {
+            nodes,
+            distances: matrix,
+            summary,
+        })
+    }
+
     /// A topology from firmware-style tables, the way a kernel-adjacent allocator knows
     /// its machine: node `i` (id `i`) has `cpus[i]`, `memory[i]` bytes, and the SLIT row
     /// `distances[i]`. No allocator is needed; the process may use everything.
@@ -154,158 +283,109 @@ impl<const N: usize> FixedTopology<N> {
     /// ```
     ///
     /// # Errors
-    /// As [`NodeTable::new`] (a CPU in two nodes, ...).
+    /// As [`FixedTopology::new`] (a CPU in two nodes, ...).
     pub fn from_tables(
         cpus: [CpuSet; N],
         memory: [u64; N],
         distances: [[u8; N]; N],
     ) -> Result<Self, NumaError> {
-        let mut nodes = heapless::Vec::new();
+        let mut nodes = heapless::Vec::<NodeInfo, N>::new();
         for i in 0..N {
-            let row = heapless::Vec::from_slice(&distances[i])
-                .map_err(|_| NumaError::InvalidTopology("a distance row longer than N"))?;
-            let node = NodeInfo::new(NodeId::new(i as u32), cpus[i], memory[i], memory[i], row);
+            let node = NodeInfo::new(NodeId::new(i as u32), cpus[i], memory[i], memory[i]);
             nodes
                 .push(node)
                 .map_err(|_| NumaError::InvalidTopology("more than N nodes"))?;
         }
-        NodeTable::new(nodes, None, None)
-    }
-}
-
-/// A node record with an owned distance row.
-#[cfg(feature = "alloc")]
-pub type OwnedNodeInfo = NodeInfo<alloc::vec::Vec<u8>>;
-
-/// A growable, owned topology.
-#[cfg(feature = "alloc")]
-pub type OwnedTopology = NodeTable<alloc::vec::Vec<OwnedNodeInfo>>;
-
-impl<C: NodeList> NodeTable<C> {
-    /// A table from node records, which must be sorted by id without duplicates, each with
-    /// a distance row that is empty or as long as the node list, and no CPU in two nodes.
-    ///
-    /// `allowed_nodes`/`allowed_cpus`: the process's cpuset (`None`: everything online).
-    ///
-    /// # Errors
-    /// [`NumaError::InvalidTopology`] for no nodes, unsorted or duplicate ids, a row of the
-    /// wrong length or a CPU in two nodes; [`NumaError::InvalidNode`] for an id beyond 1023.
-    pub fn new(
-        nodes: C,
-        allowed_nodes: Option<NodeMask>,
-        allowed_cpus: Option<CpuSet>,
-    ) -> Result<Self, NumaError> {
-        let list = nodes.records();
-        if list.is_empty() {
-            return Err(NumaError::InvalidTopology(
-                "a topology needs at least one node",
-            ));
-        }
-        let mut online = NodeMask::new();
-        let mut memory = NodeMask::new();
-        let mut with_cpus = NodeMask::new();
-        let mut all_cpus = CpuSet::new();
-        for (i, n) in list.iter().enumerate() {
-            if !n.id.is_valid() {
-                return Err(NumaError::InvalidNode(n.id.get()));
-            }
-            if i > 0 && list[i - 1].id >= n.id {
-                return Err(NumaError::InvalidTopology(
-                    "nodes must be sorted by id, without duplicates",
-                ));
-            }
-            let row = n.distances.as_ref().len();
-            if row != 0 && row != list.len() {
-                return Err(NumaError::InvalidTopology(
-                    "a distance row must have one entry per online node",
-                ));
-            }
-            online.add(n.id);
-            if n.has_memory() {
-                memory.add(n.id);
-            }
-            if !n.cpus.is_empty() {
-                with_cpus.add(n.id);
-            }
-            if !all_cpus.intersection(&n.cpus).is_empty() {
-                return Err(NumaError::InvalidTopology("a CPU belongs to two nodes"));
-            }
-            all_cpus = all_cpus.union(&n.cpus);
-        }
-        Ok(NodeTable {
+        let summary = Summary::of(&nodes, N * N, None, None)?;
+        Ok(FixedTopology {
             nodes,
-            allowed: allowed_nodes.map_or(online, |a| a.intersection(&online)),
-            allowed_cpus: allowed_cpus.unwrap_or(all_cpus),
-            online,
-            memory,
-            with_cpus,
-            fallback: false,
+            distances,
+            summary,
         })
     }
 
-    /// The same table, marked as assumed rather than read: a backend that found no NUMA
-    /// description (a kernel without NUMA sysfs) describes the machine as one node holding
-    /// every CPU and all memory, and says so with this mark.
+    /// The same table, marked as assumed rather than read (see
+    /// [`OwnedTopology::into_fallback`]).
     pub fn into_fallback(mut self) -> Self {
-        self.fallback = true;
+        self.summary.fallback = true;
         self
     }
 
     /// Whether this table is an assumed one-node machine rather than what the system
-    /// described (see [`NodeTable::into_fallback`]); `false` for every table read from a
-    /// node tree or built in code.
+    /// described; `false` for every table built in code.
     pub fn is_fallback(&self) -> bool {
-        self.fallback
+        self.summary.fallback
     }
 
-    /// The node records, sorted by id.
-    pub fn node_list(&self) -> &[NodeInfo<C::Row>] {
-        self.nodes.records()
-    }
-
-    /// The record of one node.
-    pub fn node(&self, id: NodeId) -> Option<&NodeInfo<C::Row>> {
-        self.position(id).map(|i| &self.nodes.records()[i])
-    }
-
-    fn position(&self, id: NodeId) -> Option<usize> {
-        self.nodes
-            .records()
-            .binary_search_by_key(&id, |n| n.id)
-            .ok()
+    fn distance_at(&self, from: NodeId, to: NodeId) -> Option<u8> {
+        matrix_distance(&self.nodes, self.distances.as_flattened(), N, from, to)
     }
 }
 
-impl<C: NodeList> TopologyInfo for NodeTable<C> {
-    fn nodes(&self) -> &NodeMask {
-        &self.online
+impl<const N: usize> TopologyInfo for FixedTopology<N> {
+    topology_info!();
+}
+
+#[cfg(feature = "alloc")]
+pub use owned::OwnedTopology;
+
+#[cfg(feature = "alloc")]
+mod owned {
+    use super::{matrix_distance, NodeInfo, Summary, TopologyInfo};
+    use crate::error::NumaError;
+    use crate::node::{CpuSet, NodeId, NodeMask};
+    use alloc::vec::Vec;
+
+    /// A topology of any size, owned: what a backend reads from the system.
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    pub struct OwnedTopology {
+        nodes: Vec<NodeInfo>,
+        distances: Vec<u8>,
+        summary: Summary,
     }
-    fn memory_nodes(&self) -> &NodeMask {
-        &self.memory
+
+    impl OwnedTopology {
+        /// A table from node records and their distance matrix, as
+        /// [`FixedTopology::new`](super::FixedTopology::new) takes them.
+        ///
+        /// # Errors
+        /// As [`FixedTopology::new`](super::FixedTopology::new), without its size limit.
+        pub fn new(
+            nodes: Vec<NodeInfo>,
+            distances: Vec<u8>,
+            allowed_nodes: Option<NodeMask>,
+            allowed_cpus: Option<CpuSet>,
+        ) -> Result<Self, NumaError> {
+            let summary = Summary::of(&nodes, distances.len(), allowed_nodes, allowed_cpus)?;
+            Ok(OwnedTopology {
+                nodes,
+                distances,
+                summary,
+            })
+        }
+
+        /// The same table, marked as assumed rather than read: a backend that found no
+        /// NUMA description (a kernel without NUMA sysfs) describes the machine as one
+        /// node holding every CPU and all memory, and says so with this mark.
+        pub fn into_fallback(mut self) -> Self {
+            self.summary.fallback = true;
+            self
+        }
+
+        /// Whether this table is an assumed one-node machine rather than what the system
+        /// described (see [`OwnedTopology::into_fallback`]); `false` for every table read
+        /// from a node tree or built in code.
+        pub fn is_fallback(&self) -> bool {
+            self.summary.fallback
+        }
+
+        fn distance_at(&self, from: NodeId, to: NodeId) -> Option<u8> {
+            matrix_distance(&self.nodes, &self.distances, self.nodes.len(), from, to)
+        }
     }
-    fn cpu_nodes(&self) -> &NodeMask {
-        &self.with_cpus
-    }
-    fn allowed_nodes(&self) -> &NodeMask {
-        &self.allowed
-    }
-    fn allowed_cpus(&self) -> &CpuSet {
-        &self.allowed_cpus
-    }
-    fn node_cpus(&self, node: NodeId) -> Option<&CpuSet> {
-        self.node(node).map(|n| &n.cpus)
-    }
-    fn node_memory(&self, node: NodeId) -> Option<u64> {
-        self.node(node).map(|n| n.mem_total)
-    }
-    fn distance(&self, from: NodeId, to: NodeId) -> Option<u8> {
-        let row = self.node(from)?.distances.as_ref();
-        let col = self.position(to)?;
-        Some(match row.get(col) {
-            Some(&d) => d,
-            None if from == to => 10,
-            None => 20,
-        })
+
+    impl TopologyInfo for OwnedTopology {
+        topology_info!();
     }
 }
 
@@ -313,21 +393,24 @@ impl<C: NodeList> TopologyInfo for NodeTable<C> {
 pub(crate) mod tests {
     extern crate std;
     use super::*;
-    use crate::node::IdSet;
+    use std::vec::Vec;
 
-    /// A heapless topology for tests: `(id, cpus, MiB, row)` per node.
+    /// A heapless topology for tests: `(id, cpus, MiB, row)` per node; every row empty
+    /// (distances unknown) or all full.
     pub(crate) fn table(spec: &[(u32, &[usize], u64, &[u8])]) -> FixedTopology<8> {
-        let mut nodes = heapless::Vec::new();
-        for (id, cpus, mib, row) in spec {
-            let cpus: CpuSet = cpus.iter().copied().collect();
-            let row = heapless::Vec::from_slice(row).unwrap();
-            let mem = mib << 20;
-            nodes
-                .push(NodeInfo::new(NodeId::new(*id), cpus, mem, mem, row))
-                .ok()
-                .unwrap();
-        }
-        NodeTable::new(nodes, None, None).unwrap()
+        let nodes: Vec<NodeInfo> = spec
+            .iter()
+            .map(|(id, cpus, mib, _)| {
+                let mem = mib << 20;
+                NodeInfo::new(NodeId::new(*id), cpus.iter().copied().collect(), mem, mem)
+            })
+            .collect();
+        let matrix: Vec<u8> = spec.iter().flat_map(|s| s.3.iter().copied()).collect();
+        FixedTopology::new(&nodes, &matrix, None, None).unwrap()
+    }
+
+    fn node(id: u32, cpus: &[usize]) -> NodeInfo {
+        NodeInfo::new(NodeId::new(id), cpus.iter().copied().collect(), 1, 1)
     }
 
     #[test]
@@ -339,6 +422,8 @@ pub(crate) mod tests {
         assert_eq!(t.distance(NodeId::new(0), NodeId::new(1)), None);
         assert_eq!(t.cpu_node(1), Some(NodeId::new(2)));
         assert_eq!(t.node_count(), 2);
+        assert_eq!(t.node(NodeId::new(2)).unwrap().mem_total(), 1 << 30);
+        assert!(t.node(NodeId::new(1)).is_none());
     }
 
     #[test]
@@ -347,75 +432,78 @@ pub(crate) mod tests {
         assert_eq!(*t.memory_nodes(), NodeMask::single(NodeId::new(1)));
         assert_eq!(*t.cpu_nodes(), NodeMask::single(NodeId::new(0)));
         assert_eq!(t.distance(NodeId::new(0), NodeId::new(1)), Some(20));
+        assert_eq!(t.distance(NodeId::new(1), NodeId::new(1)), Some(10));
     }
 
     #[test]
     fn bad_tables_are_errors() {
-        let n = |id| {
-            NodeInfo::new(
-                NodeId::new(id),
-                IdSet::new(),
-                1,
-                1,
-                heapless::Vec::<u8, 4>::new(),
-            )
-        };
-        let unsorted: heapless::Vec<_, 4> = [n(1), n(0)].into_iter().collect();
-        assert!(NodeTable::new(unsorted, None, None).is_err());
-        let empty: heapless::Vec<NodeInfo<heapless::Vec<u8, 4>>, 4> = heapless::Vec::new();
-        assert!(NodeTable::new(empty, None, None).is_err());
-        let bad_row: heapless::Vec<_, 4> = [NodeInfo::new(
-            NodeId::new(0),
-            IdSet::new(),
-            1,
-            1,
-            heapless::Vec::<u8, 4>::from_slice(&[10, 20]).unwrap(),
-        )]
-        .into_iter()
-        .collect();
-        assert!(NodeTable::new(bad_row, None, None).is_err());
-        let c = |id, cpus: &[usize]| {
-            NodeInfo::new(
-                NodeId::new(id),
-                cpus.iter().copied().collect(),
-                1,
-                1,
-                heapless::Vec::<u8, 4>::new(),
-            )
-        };
-        let overlapping: heapless::Vec<_, 4> = [c(0, &[0, 1]), c(1, &[1, 2])].into_iter().collect();
+        let new = |nodes: &[NodeInfo], d: &[u8]| FixedTopology::<4>::new(nodes, d, None, None);
+        assert!(new(&[node(1, &[]), node(0, &[])], &[]).is_err());
+        assert!(new(&[], &[]).is_err());
+        assert!(new(&[node(0, &[])], &[10, 20]).is_err());
+        assert!(new(&[node(0, &[]), node(1, &[])], &[10, 20, 20]).is_err());
+        let five: Vec<NodeInfo> = (0..5).map(|i| node(i, &[])).collect();
         assert_eq!(
-            NodeTable::new(overlapping, None, None).unwrap_err(),
+            new(&five, &[]).unwrap_err(),
+            NumaError::InvalidTopology("more than N nodes")
+        );
+        assert_eq!(
+            new(&[node(0, &[0, 1]), node(1, &[1, 2])], &[]).unwrap_err(),
             NumaError::InvalidTopology("a CPU belongs to two nodes")
         );
-        let disjoint: heapless::Vec<_, 4> = [c(0, &[0, 1]), c(1, &[2])].into_iter().collect();
-        let t = NodeTable::new(disjoint, None, None).unwrap();
+        let t = new(&[node(0, &[0, 1]), node(1, &[2])], &[]).unwrap();
         assert!(!t.is_fallback() && t.into_fallback().is_fallback());
-        let too_big: heapless::Vec<_, 4> = [n(1024)].into_iter().collect();
         assert_eq!(
-            NodeTable::new(too_big, None, None).unwrap_err(),
+            new(&[node(1024, &[])], &[]).unwrap_err(),
             NumaError::InvalidNode(1024)
         );
+        let cpus = [CpuSet::single(0), CpuSet::single(0)];
+        assert!(FixedTopology::<2>::from_tables(cpus, [1, 1], [[10, 20], [20, 10]]).is_err());
     }
 
     #[test]
     fn allowed_is_intersected_with_online() {
-        let mut nodes: heapless::Vec<NodeInfo<heapless::Vec<u8, 2>>, 2> = heapless::Vec::new();
-        for id in 0..2 {
-            nodes
-                .push(NodeInfo::new(
-                    NodeId::new(id),
-                    CpuSet::single(id as usize),
-                    1,
-                    1,
-                    heapless::Vec::new(),
-                ))
-                .ok()
-                .unwrap();
-        }
+        let nodes = [node(0, &[0]), node(1, &[1])];
         let allowed: NodeMask = [1, 5].into_iter().map(NodeId::new).collect();
-        let t = NodeTable::new(nodes, Some(allowed), None).unwrap();
+        let t = FixedTopology::<2>::new(&nodes, &[], Some(allowed), None).unwrap();
         assert_eq!(*t.allowed_nodes(), NodeMask::single(NodeId::new(1)));
         assert_eq!(t.allowed_cpus().count(), 2);
+    }
+
+    #[test]
+    fn fixed_topology_size() {
+        use core::mem::size_of;
+        // The figures the rustdoc of `FixedTopology` gives, on 64-bit targets.
+        if size_of::<usize>() == 8 {
+            let formula = |n: usize| (1080 + n * (544 + n)).next_multiple_of(8);
+            assert_eq!(size_of::<NodeInfo>(), 544);
+            assert_eq!(size_of::<FixedTopology<1>>(), formula(1));
+            assert_eq!(size_of::<FixedTopology<4>>(), formula(4));
+            assert_eq!(size_of::<FixedTopology<4>>(), 3272);
+            assert_eq!(size_of::<FixedTopology<8>>(), formula(8));
+            assert_eq!(size_of::<FixedTopology<8>>(), 5496);
+            assert_eq!(size_of::<FixedTopology<64>>(), formula(64));
+        }
+    }
+
+    #[cfg(feature = "alloc")]
+    #[test]
+    fn owned_and_fixed_answer_alike() {
+        use std::vec;
+        let nodes = vec![node(0, &[0]), node(3, &[1]), node(5, &[])];
+        let d = vec![10, 21, 31, 21, 10, 17, 31, 17, 10];
+        let owned = OwnedTopology::new(nodes.clone(), d.clone(), None, None).unwrap();
+        let fixed = FixedTopology::<3>::new(&nodes, &d, None, None).unwrap();
+        for a in owned.nodes().iter() {
+            for b in owned.nodes().iter() {
+                assert_eq!(owned.distance(a, b), fixed.distance(a, b));
+            }
+        }
+        assert_eq!(owned.distance(NodeId::new(3), NodeId::new(5)), Some(17));
+        assert_eq!(owned.node_list(), fixed.node_list());
+        assert_eq!(owned.memory_nodes(), fixed.memory_nodes());
+        let unknown = OwnedTopology::new(nodes, vec![], None, None).unwrap();
+        assert_eq!(unknown.distance(NodeId::new(0), NodeId::new(5)), Some(20));
+        assert_eq!(unknown.distance(NodeId::new(5), NodeId::new(5)), Some(10));
     }
 }
