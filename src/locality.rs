@@ -136,6 +136,9 @@ impl LocalitySource for NoLocality {
     fn current_node(&self) -> Result<NodeId, NumaError> {
         Err(UNSUPPORTED)
     }
+    fn cpu_nodes(&self) -> Result<Option<numaperf_core::NodeMask>, NumaError> {
+        Err(UNSUPPORTED)
+    }
 }
 
 impl LocalitySnapshot<'static, DefaultLocality> {
@@ -344,6 +347,7 @@ impl LocalityReport {
             balancing: balancing_delta,
             regions,
             pools,
+            cpu_nodes: src.cpu_nodes()?,
         };
         Ok(LocalityReport {
             elapsed,

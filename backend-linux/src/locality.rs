@@ -104,6 +104,17 @@ impl LocalitySource for LinuxLocality {
         parse_numa_maps(&text).map_err(|e| file.error(FileProblem::Malformed(e)))
     }
 
+    fn cpu_nodes(&self) -> Result<Option<NodeMask>, NumaError> {
+        let file = SysfsFile::root("has_cpu");
+        match read(&self.node_root.join("has_cpu")) {
+            Ok(t) => parse_list(&t)
+                .map(Some)
+                .map_err(|e| file.error(FileProblem::Malformed(e))),
+            Err(FileProblem::Missing) => Ok(None),
+            Err(p) => Err(file.error(p)),
+        }
+    }
+
     fn current_node(&self) -> Result<NodeId, NumaError> {
         let (_, node) = crate::mempolicy::getcpu()
             .map_err(|e| NumaError::from_errno("getcpu", Errno::from_raw(e.raw_os_error())))?;
@@ -130,6 +141,7 @@ mod tests {
             fs::write(dir.join(format!("node/node{n}/numastat")), STAT).unwrap();
         }
         fs::write(dir.join("node/has_memory"), "0-1\n").unwrap();
+        fs::write(dir.join("node/has_cpu"), "0\n").unwrap();
         fs::write(dir.join("mode"), "1\n").unwrap();
         fs::write(
             dir.join("vmstat"),
@@ -160,6 +172,12 @@ mod tests {
         assert_eq!((b.mode, b.hint_faults_remote()), (1, 1));
         let m = l.mappings().unwrap();
         assert_eq!(m[0].on(NodeId::new(1)), 4);
+        assert_eq!(
+            l.cpu_nodes().unwrap(),
+            Some(NodeMask::single(NodeId::new(0)))
+        );
+        fs::remove_file(l.node_root.join("has_cpu")).unwrap();
+        assert_eq!(l.cpu_nodes().unwrap(), None);
         fs::write(&l.balancing_mode, "0\n").unwrap();
         assert_eq!(l.balancing().unwrap(), None);
         fs::remove_file(&l.balancing_mode).unwrap();

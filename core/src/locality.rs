@@ -6,7 +6,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use crate::error::NumaError;
-use crate::node::NodeId;
+use crate::node::{NodeId, NodeMask};
 
 /// One node's allocation counters, as `/sys/devices/system/node/nodeN/numastat` has them.
 ///
@@ -221,6 +221,13 @@ pub trait LocalitySource {
     /// # Errors
     /// The machine's refusal (in practice never).
     fn current_node(&self) -> Result<NodeId, NumaError>;
+
+    /// The nodes with CPUs (`None`: unknown), so advice never says to run tasks on a
+    /// memory-only node.
+    ///
+    /// # Errors
+    /// [`NumaError::Sysfs`] naming a node list that is unreadable or malformed.
+    fn cpu_nodes(&self) -> Result<Option<NodeMask>, NumaError>;
 }
 
 impl<T: LocalitySource + ?Sized> LocalitySource for &T {
@@ -236,6 +243,9 @@ impl<T: LocalitySource + ?Sized> LocalitySource for &T {
     fn current_node(&self) -> Result<NodeId, NumaError> {
         (**self).current_node()
     }
+    fn cpu_nodes(&self) -> Result<Option<NodeMask>, NumaError> {
+        (**self).cpu_nodes()
+    }
 }
 
 impl<T: LocalitySource + ?Sized> LocalitySource for alloc::sync::Arc<T> {
@@ -250,6 +260,9 @@ impl<T: LocalitySource + ?Sized> LocalitySource for alloc::sync::Arc<T> {
     }
     fn current_node(&self) -> Result<NodeId, NumaError> {
         (**self).current_node()
+    }
+    fn cpu_nodes(&self) -> Result<Option<NodeMask>, NumaError> {
+        (**self).cpu_nodes()
     }
 }
 

@@ -7,7 +7,7 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use crate::locality::{BalancingStat, NumaStat};
-use crate::node::NodeId;
+use crate::node::{NodeId, NodeMask};
 
 /// A share at or above this (percent) is [`LocalityHealth::Excellent`].
 pub const EXCELLENT_PERCENT: u64 = 90;
@@ -155,6 +155,8 @@ pub struct LocalityFigures {
     pub regions: Vec<RegionFigures>,
     /// Watched pools' counter increases.
     pub pools: Vec<PoolFigures>,
+    /// The nodes with CPUs (`None`: unknown, taken as every node).
+    pub cpu_nodes: Option<NodeMask>,
 }
 
 /// What a graded share is of.
@@ -249,6 +251,11 @@ impl fmt::Display for Measured {
 }
 
 impl LocalityFigures {
+    /// Whether `node` has CPUs (true when unknown).
+    fn has_cpus(&self, node: NodeId) -> bool {
+        self.cpu_nodes.is_none_or(|m| m.contains(node))
+    }
+
     /// Every figure large enough to grade ([`MIN_EVENTS`], [`MIN_REGION_PAGES`]).
     pub fn measured(&self) -> Vec<Measured> {
         let mut out = Vec::new();
@@ -347,6 +354,7 @@ impl LocalityFigures {
                     node,
                     other: s.other_node,
                     placed,
+                    node_has_cpus: self.has_cpus(node),
                 });
             }
         }
@@ -378,6 +386,7 @@ impl LocalityFigures {
                 pages,
                 away: resident - r.on(r.used_from),
                 resident,
+                node_has_cpus: self.has_cpus(node),
             });
         }
         for p in &self.pools {
@@ -435,6 +444,9 @@ pub enum Recommendation {
         other: u64,
         /// Allocations placed on it.
         placed: u64,
+        /// Whether the node has CPUs (a memory-only node's allocations all come from
+        /// other nodes).
+        node_has_cpus: bool,
     },
     /// NUMA balancing's hint faults found pages away from their tasks.
     RemoteHintFaults {
@@ -459,6 +471,8 @@ pub enum Recommendation {
         away: u64,
         /// Its resident pages.
         resident: u64,
+        /// Whether `node` has CPUs its tasks could run on.
+        node_has_cpus: bool,
     },
     /// A pool's workers on `node` ran tasks stolen from other nodes' queues.
     TasksStolen {
@@ -512,13 +526,28 @@ impl fmt::Display for Recommendation {
                 node,
                 other,
                 placed,
-            } => write!(
-                f,
-                "{}% of the allocations on node {node} came from tasks on other nodes \
-                 (other_node {other} of {placed}): run those tasks on node {node}, or place \
-                 their memory on their own node",
-                pct(*other, *placed)
-            ),
+                node_has_cpus,
+            } => {
+                write!(
+                    f,
+                    "{}% of the allocations on node {node} came from tasks on other nodes \
+                     (other_node {other} of {placed})",
+                    pct(*other, *placed)
+                )?;
+                if *node_has_cpus {
+                    write!(
+                        f,
+                        ": run those tasks on node {node}, or place their memory on their \
+                         own node"
+                    )
+                } else {
+                    write!(
+                        f,
+                        ": node {node} has no CPUs, so all its memory is remote; keep there \
+                         only memory that is seldom or sequentially used"
+                    )
+                }
+            }
             Recommendation::RemoteHintFaults {
                 remote,
                 faults,
@@ -537,6 +566,7 @@ impl fmt::Display for Recommendation {
                 pages,
                 away,
                 resident,
+                node_has_cpus,
             } => {
                 write!(
                     f,
@@ -551,11 +581,11 @@ impl fmt::Display for Recommendation {
                         pct(*away, *resident)
                     )?;
                 }
-                write!(
-                    f,
-                    ": bind it to node {used_from} (or migrate it there), or run its tasks \
-                     on node {node}"
-                )
+                write!(f, ": bind it to node {used_from} (or migrate it there)")?;
+                if *node_has_cpus {
+                    write!(f, ", or run its tasks on node {node}")?;
+                }
+                Ok(())
             }
             Recommendation::TasksStolen {
                 pool,
@@ -716,6 +746,16 @@ mod tests {
             r[0].to_string(),
             "38% of region X's pages are on node 1 while it is used from node 0: bind it \
              to node 0 (or migrate it there), or run its tasks on node 1"
+        );
+        // Node 1 without CPUs: no advice to run tasks there.
+        let memory_only = LocalityFigures {
+            cpu_nodes: Some(NodeMask::single(n(0))),
+            ..f.clone()
+        };
+        assert_eq!(
+            memory_only.recommendations()[0].to_string(),
+            "38% of region X's pages are on node 1 while it is used from node 0: bind it \
+             to node 0 (or migrate it there)"
         );
         assert_eq!(f.health(), LocalityHealth::Fair);
         // Spread over two other nodes: the larger is named, the total said.
