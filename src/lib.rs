@@ -19,6 +19,7 @@
 #![deny(missing_docs)]
 #![warn(clippy::missing_errors_doc)]
 
+mod devices;
 pub mod locality;
 mod place;
 pub mod pool;
@@ -30,11 +31,16 @@ mod topology;
 /// Pads and aligns a value to the cache line (128 bytes on x86_64, aarch64 and powerpc64):
 /// crossbeam-utils' type, re-exported.
 pub use crossbeam_utils::CachePadded;
+pub use devices::DeviceMap;
 pub use numaperf_core::{
     CpuLocation, CpuSet, Enforcement, Errno, FileProblem, HugePages, KernelWeights, Mapping,
     MappingInfo, MemPolicy, NodeId, NodeMask, NodeMode, NodeWeights, NumaError, OptionConflict,
     PageCounts, PageLocation, PageRange, ParseError, PlacementBackend, Prefault, RegionOptions,
     SysfsFile, ThreadPolicy, TopologyInfo,
+};
+pub use numaperf_core::{
+    DevNumber, DeviceClass, DeviceKind, DeviceRef, DeviceSource, DeviceSpec, DeviceTable, Locality,
+    NamedDevice, PciAddress, PciDevice,
 };
 #[cfg(target_os = "linux")]
 pub use numaperf_linux::LinuxBackend;

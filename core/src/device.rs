@@ -100,7 +100,7 @@ impl DeviceClass {
 
 impl fmt::Display for DeviceClass {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+        f.pad(match self {
             DeviceClass::Network => "network",
             DeviceClass::Storage => "storage",
             DeviceClass::Accelerator => "accelerator",
@@ -259,7 +259,7 @@ impl fmt::Display for Locality {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Locality::Node(n) => write!(f, "node {n}"),
-            Locality::NearCpusOf(m) => write!(f, "node unknown, local CPUs on nodes {m}"),
+            Locality::NearCpusOf(m) => write!(f, "node unknown, near the CPUs of nodes {m}"),
             Locality::Unknown => f.write_str("node unknown"),
         }
     }
