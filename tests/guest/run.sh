@@ -6,19 +6,22 @@
 #                      [--topology 2node|4node-cxl|all] [--balancing on|off]
 #                      [--timeout SECONDS] [--sysfs-out DIR]
 #
-# --arch takes one name, "all", or a comma/space separated list. The default is
-# "x86_64 aarch64 riscv64": the architectures whose guests boot and pass reliably within CI
-# time. riscv64 runs 6.12 x 2node only (Debian has riscv64 from trixie on, and QEMU's riscv
-# virt board refuses NUMA nodes without CPUs). ppc64le (pseries, hvc0) boots and its 6.12
-# guests pass, but bookworm's 6.1 ppc64el kernel has 64 KiB pages and the suite's page
-# counts assume 4 KiB, so it is not in the default. Installs qemu-system-x86, busybox-static
-# and cpio when missing, fetches Debian's kernels (6.1 from bookworm, 6.12 from
-# bookworm-backports, riscv64's from trixie), busybox-static for foreign architectures and
-# backports' QEMU through private package lists in $GUEST_CACHE (default .guest-cache/; the
-# system's apt configuration is not touched), builds examples/guest_suite.rs statically for
-# each architecture, and prints a table: scenario x arch x topology x kernel x result, then
-# one line per boot. Exit 0 only if every run passed. The Debian mirror is the one the
-# system's own apt sources name (or GUEST_DEBIAN_MIRROR).
+# --arch takes one name, "all", or a comma/space separated list. The default is every
+# architecture, "x86_64 aarch64 ppc64le riscv64": their guests boot and pass within CI time.
+# riscv64 runs 6.12 x 2node only (Debian has riscv64 from trixie on, and QEMU's riscv virt
+# board refuses NUMA nodes without CPUs). ppc64le boots pseries guests (console hvc0);
+# bookworm's 6.1 ppc64el kernel has 64 KiB base pages (bookworm-backports' 6.12 has 4 KiB),
+# and the suite counts pages in the kernel's own base page. Installs qemu-system-x86,
+# busybox-static and cpio when missing, and for ppc64le and riscv64 the cross gcc and
+# static glibc that link their payload (gcc-<triple>, libc6-dev-<arch>-cross: rustup has
+# no musl standard library for them); a toolchain that cannot be had fails the run. Fetches
+# Debian's kernels (6.1 from bookworm, 6.12 from bookworm-backports, riscv64's from trixie),
+# busybox-static for foreign architectures and backports' QEMU through private package
+# lists in $GUEST_CACHE (default .guest-cache/; the system's apt configuration is not
+# touched), builds examples/guest_suite.rs statically for each architecture, and prints a
+# table: scenario x arch x topology x kernel x result, then one line per boot. Exit 0 only
+# if every run passed. The Debian mirror is the one the system's own apt sources name (or
+# GUEST_DEBIAN_MIRROR).
 # Knobs for experiments: GUEST_QEMU / GUEST_QEMU_ARGS (another binary; only with one --arch),
 # GUEST_QEMU_CPU (default max; the QEMU default on ppc64le), GUEST_QEMU_ACCEL (default tcg),
 # GUEST_APPEND (extra kernel arguments), GUEST_LOGS (keep logs in that directory).
@@ -27,7 +30,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 cache=${GUEST_CACHE:-$repo/.guest-cache}
-arches="x86_64 aarch64 riscv64" kernels=all topologies=all balancing=off timeout_s=240 sysfs_out=""
+arches="x86_64 aarch64 ppc64le riscv64" kernels=all topologies=all balancing=off timeout_s=240 sysfs_out=""
 qemu_accel=${GUEST_QEMU_ACCEL:-tcg}
 while [ $# -gt 0 ]; do
     case $1 in
@@ -54,6 +57,16 @@ export DEBIAN_FRONTEND=noninteractive
 
 log() { printf '[guest] %s\n' "$*" >&2; }
 
+# apt-get install from the system's sources, waiting for another apt's lock, updating the
+# lists once if the first try fails; apt's own errors are shown when both fail.
+apt_install() { # packages...
+    local opts="-y -qq --no-install-recommends -o DPkg::Lock::Timeout=300"
+    # shellcheck disable=SC2086
+    apt-get install $opts "$@" >/dev/null 2>&1 && return 0
+    # shellcheck disable=SC2086
+    apt-get update -qq -o DPkg::Lock::Timeout=300 >/dev/null && apt-get install $opts "$@" >/dev/null
+}
+
 install_packages() {
     local missing=()
     command -v qemu-system-x86_64 >/dev/null || missing+=(qemu-system-x86)
@@ -61,8 +74,7 @@ install_packages() {
     command -v cpio >/dev/null || missing+=(cpio)
     [ ${#missing[@]} -eq 0 ] && return 0
     log "installing ${missing[*]}"
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null 2>&1 ||
-        { apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; }
+    apt_install "${missing[@]}"
 }
 
 # The Debian mirror the system's apt already uses (so this works behind a mirror too): the
@@ -142,9 +154,9 @@ apt_download() { # $1 Debian architecture, $2 suite, $3 directory, packages...
 }
 
 # Per-architecture settings: Debian architecture, kernel meta package and suites, QEMU
-# package and binary, machine arguments, console, Rust target.
+# package and binary, machine arguments, console, Rust target and the cross gcc linking it.
 arch_setup() { # $1 = arch
-    arch=$1 machine="" bios="" qemu_cpu=${GUEST_QEMU_CPU:-max} acache="$cache/$1"
+    arch=$1 machine="" bios="" qemu_cpu=${GUEST_QEMU_CPU:-max} acache="$cache/$1" cross=""
     suite_61=bookworm suite_612=bookworm-backports suite_bb=bookworm busybox=""
     case $1 in
         x86_64)
@@ -161,14 +173,14 @@ arch_setup() { # $1 = arch
             deb_arch=ppc64el kmeta=linux-image-powerpc64le console=hvc0 machine="-M pseries"
             qemu_pkg=qemu-system-ppc qemu_name=qemu-system-ppc64 qdir="$cache/qemu-bpo-ppc"
             qemu_cpu=${GUEST_QEMU_CPU:-}
-            rust_target=powerpc64le-unknown-linux-musl ;;
+            rust_target=powerpc64le-unknown-linux-gnu cross=powerpc64le-linux-gnu ;;
         riscv64)
             # Debian has riscv64 from trixie on (bookworm has no riscv64 port): 6.12 only.
             deb_arch=riscv64 kmeta=linux-image-riscv64 console=ttyS0 machine="-M virt"
             suite_61="" suite_612=trixie suite_bb=trixie
             qemu_pkg=qemu-system-riscv qemu_name=qemu-system-riscv64 qdir="$cache/qemu-bpo-riscv"
             bios="$qdir/usr/lib/riscv64-linux-gnu/opensbi/generic/fw_dynamic.bin"
-            rust_target=riscv64gc-unknown-linux-musl ;;
+            rust_target=riscv64gc-unknown-linux-gnu cross=riscv64-linux-gnu ;;
     esac
     mkdir -p "$acache"
 }
@@ -250,13 +262,15 @@ fetch_qemu() {
          "whose TCG crashes some x86_64 6.12 boots on this host class (boot crashes are retried)"
 }
 
-# Builds the payload for $arch (sets payload; returns 2 after a SKIPPED line). x86_64: glibc's
-# static build (the host's gcc links). aarch64: musl, linked by rust-lld (no cross gcc).
-# ppc64le and riscv64: rustup has no musl standard library for them in this toolchain
-# (its manifest says available = false), so glibc's static build, linked by Debian's cross
-# gcc (gcc-<triple> and libc6-dev-<arch>-cross, installed when missing).
+# Builds the payload for $arch (sets payload). x86_64: glibc's static build (the host's gcc
+# links). aarch64: musl, linked by rust-lld (no cross gcc). ppc64le and riscv64: rustup has
+# no musl standard library for them in this toolchain (its manifest says available = false),
+# so glibc's static build, linked by Debian's cross gcc against its static glibc (gcc-<triple>
+# and libc6-dev-<arch>-cross, installed from the system's apt sources when missing). An
+# architecture asked for is one CI relies on: a standard library or toolchain that cannot
+# be had fails the run (returns 1 after saying what is missing); it is never skipped.
 build_payload() {
-    local var triple="" linker=rust-lld flags=""
+    local var linker=rust-lld flags="" sysroot
     if [ "$arch" = x86_64 ]; then
         log "building the static payload ($rust_target)"
         (cd "$repo" && RUSTFLAGS='-C target-feature=+crt-static' \
@@ -264,31 +278,23 @@ build_payload() {
         payload="$repo/target/$rust_target/release/examples/guest_suite"
         return 0
     fi
+    [ -n "$cross" ] && linker=$cross-gcc flags='-C target-feature=+crt-static'
     if ! rustup target list --installed 2>/dev/null | grep -qx "$rust_target" &&
-        ! rustup target add "$rust_target" >/dev/null 2>&1; then
-        case $arch in
-            ppc64le) triple=powerpc64le-linux-gnu ;;
-            riscv64) triple=riscv64-linux-gnu ;;
-        esac
-        if [ -z "$triple" ]; then
-            echo "SKIPPED: $arch guests (rustup could not add the $rust_target standard library)"
-            return 2
+        ! rustup target add "$rust_target" >/dev/null; then
+        log "$arch: rustup could not add the $rust_target standard library"
+        return 1
+    fi
+    if [ -n "$cross" ]; then
+        # The cross gcc and the static glibc it links (crt1.o, libc.a) come together.
+        sysroot=/usr/$cross/lib
+        if ! command -v "$linker" >/dev/null || ! [ -e "$sysroot/libc.a" ]; then
+            log "installing gcc-$cross libc6-dev-$deb_arch-cross"
+            apt_install "gcc-$cross" "libc6-dev-$deb_arch-cross" ||
+                { log "$arch: apt could not install gcc-$cross, libc6-dev-$deb_arch-cross"; return 1; }
         fi
-        log "rustup has no $rust_target; using ${rust_target%-musl}-gnu with crt-static and $triple-gcc"
-        rust_target=${rust_target%-musl}-gnu linker=$triple-gcc flags='-C target-feature=+crt-static'
-        if ! rustup target list --installed 2>/dev/null | grep -qx "$rust_target" &&
-            ! rustup target add "$rust_target" >/dev/null 2>&1; then
-            echo "SKIPPED: $arch guests (rustup could add neither its musl nor its gnu standard library)"
-            return 2
-        fi
-        if ! command -v "$linker" >/dev/null; then
-            log "installing gcc-$triple libc6-dev-$deb_arch-cross"
-            if ! apt-get install -y -qq --no-install-recommends "gcc-$triple" "libc6-dev-$deb_arch-cross" >/dev/null 2>&1 &&
-                ! { apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends \
-                    "gcc-$triple" "libc6-dev-$deb_arch-cross" >/dev/null; }; then
-                echo "SKIPPED: $arch guests (apt could not install gcc-$triple, libc6-dev-$deb_arch-cross)"
-                return 2
-            fi
+        if ! command -v "$linker" >/dev/null || ! [ -e "$sysroot/libc.a" ]; then
+            log "$arch: $linker or $sysroot/libc.a still missing after installing them"
+            return 1
         fi
     fi
     log "building the static payload ($rust_target, $linker)"
@@ -315,6 +321,8 @@ build_initramfs() { # $1 = payload argument; prints the image path
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
+# cgroup2, for the memory-limit case (the payload makes and removes its own child group).
+mount -t cgroup2 cgroup2 /sys/fs/cgroup 2>/dev/null
 echo NUMAPERF-BOOTED
 # A few 2 MiB huge pages on node 0 only: the hugetlb case needs a node with some and one
 # without (a region bound there must be a typed error, not a SIGBUS at first touch).
@@ -388,9 +396,11 @@ for a in $arches; do
         echo "SKIPPED: $arch guests (Debian's busybox-static:$deb_arch could not be downloaded)"
         continue
     fi
-    rc=0; build_payload || rc=$?
-    [ $rc = 2 ] && continue
-    [ $rc = 0 ] || { log "$arch: the payload did not build"; status=1; continue; }
+    if ! build_payload; then
+        echo "FAILED: $arch guests (the payload did not build; see the [guest] lines above)"
+        status=1
+        continue
+    fi
     initrd=$(build_initramfs "$mode")
     for k in $kernels; do
         if [ "$arch" = riscv64 ] && [ "$k" = 6.1 ]; then
