@@ -341,7 +341,13 @@ qemu_topology() { # $1 = topology name; prints QEMU arguments
             echo "-smp 2 -m 1G" \
                  "-object memory-backend-ram,id=m0,size=512M -numa node,nodeid=0,cpus=0,memdev=m0" \
                  "-object memory-backend-ram,id=m1,size=512M -numa node,nodeid=1,cpus=1,memdev=m1" \
-                 "-numa dist,src=0,dst=1,val=21" ;;
+                 "-numa dist,src=0,dst=1,val=21"
+            # x86_64: an e1000 behind a PCI expander bridge on node 1 (the guest sees it at
+            # 0000:09:03.0 with numa_node 1; root-bus devices say -1): the device case.
+            if [ "$arch" = x86_64 ]; then
+                echo "-device pxb,id=b1,bus=pci.0,bus_nr=8,numa_node=1" \
+                     "-device e1000,bus=b1,addr=0x3,netdev=n1,romfile= -netdev user,id=n1"
+            fi ;;
         4node-cxl)
             local a="-smp 2 -m 1G" n
             for n in 0 1 2 3; do
