@@ -1,9 +1,14 @@
-//! Thread placement: pin the calling thread to a node's CPUs (restored on drop), and
-//! ask where it runs. Generic over the backend like everything above the trait.
+//! Thread placement: pin the calling thread to a node's CPUs, or give it a default memory
+//! policy (both restored on drop), and ask where it runs. Generic over the backend like
+//! everything above the trait.
 
 use core::marker::PhantomData;
 
-use numaperf_core::{CpuLocation, CpuSet, NodeId, NumaError, PlacementBackend, TopologyInfo};
+use numaperf_core::{
+    CpuLocation, CpuSet, MemPolicy, NodeId, NumaError, PlacementBackend, ThreadPolicy, TopologyInfo,
+};
+
+use crate::DefaultBackend;
 
 /// Restores the thread's previous CPU affinity when dropped. Not `Send`: it must be
 /// dropped on the thread it pinned.
@@ -86,4 +91,78 @@ pub fn pin_to_cpus<B: PlacementBackend>(
 /// The backend's `getcpu` error.
 pub fn current_location<B: PlacementBackend>(backend: &B) -> Result<CpuLocation, NumaError> {
     backend.current_cpu()
+}
+
+/// Restores the thread's previous memory policy when dropped. Not `Send`: it must be
+/// dropped on the thread whose policy it set.
+#[must_use = "the thread's policy is restored when the guard is dropped"]
+pub struct PolicyGuard<B: PlacementBackend = DefaultBackend> {
+    backend: B,
+    previous: Option<ThreadPolicy>,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl<B: PlacementBackend> PolicyGuard<B> {
+    /// The policy that will be restored (`None`: the default, local allocation).
+    pub fn previous(&self) -> Option<&ThreadPolicy> {
+        self.previous.as_ref()
+    }
+}
+
+impl<B: PlacementBackend> Drop for PolicyGuard<B> {
+    fn drop(&mut self) {
+        let _ = self.backend.set_thread_policy(self.previous.take());
+    }
+}
+
+/// Gives the calling thread a default memory policy until the guard drops: memory without
+/// a policy of its own that this thread faults in (the heap, ordinary `mmap`s, a `Vec`'s
+/// buffer) is placed by it; regions keep their own. What libnuma's `numa_set_membind`
+/// (`Bind`), `numa_set_preferred` (`Preferred`) and `numa_set_interleave_mask`
+/// (`Interleave`) do, but scoped.
+///
+/// ```no_run
+/// use numaperf::{MemPolicy, NodeId, NodeMask};
+/// let _guard = numaperf::thread::set_policy(MemPolicy::Interleave(NodeMask::first_n(2)))?;
+/// let table = vec![0u64; 1 << 24]; // its pages are interleaved as they are touched
+/// # drop(table);
+/// # Ok::<(), numaperf::NumaError>(())
+/// ```
+///
+/// # Errors
+/// Validation errors of the policy ([`MemPolicy::validate`]: absent nodes, empty masks,
+/// nodes without memory), [`NumaError::Unsupported`] for a mode the kernel lacks (and on
+/// the portable backend), and the kernel's refusal.
+pub fn set_policy(policy: MemPolicy) -> Result<PolicyGuard, NumaError> {
+    set_policy_in(DefaultBackend::shared()?, ThreadPolicy::new(policy))
+}
+
+/// [`set_policy`] on an explicit backend, with the policy's node mode and balancing flag.
+/// A `WeightedInterleave` takes the kernel's global weights (a thread policy has no
+/// weights of its own).
+///
+/// # Errors
+/// As [`set_policy`], and the backend's refusal to read the current policy.
+pub fn set_policy_in<B: PlacementBackend>(
+    backend: B,
+    policy: ThreadPolicy,
+) -> Result<PolicyGuard<B>, NumaError> {
+    policy
+        .policy
+        .validate(&policy.options(), backend.topology())?;
+    let previous = backend.thread_policy()?;
+    backend.set_thread_policy(Some(policy))?;
+    Ok(PolicyGuard {
+        backend,
+        previous,
+        _not_send: PhantomData,
+    })
+}
+
+/// The calling thread's own memory policy (`None`: the default, local allocation).
+///
+/// # Errors
+/// The backend's refusal to read it.
+pub fn current_policy<B: PlacementBackend>(backend: &B) -> Result<Option<ThreadPolicy>, NumaError> {
+    backend.thread_policy()
 }

@@ -163,6 +163,8 @@ mod linux {
             .write(true)
             .open(&path)
             .unwrap();
+        // `f_type` is a `long` of the architecture's width.
+        #[allow(clippy::unnecessary_cast)]
         let shmem = rustix::fs::fstatfs(&f).unwrap().f_type as i64 == 0x0102_1994;
         let len = 4 * b.base_page_size();
         // SAFETY: a fresh shared mapping of our own file, unmapped below; no other

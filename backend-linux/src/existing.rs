@@ -50,8 +50,11 @@ fn is_shmem_file(line: &MapsLine<'_>) -> bool {
     if line.inode == 0 || line.path.is_empty() {
         return false;
     }
+    // `f_type` is a `long` of the architecture's width (i64 on 64-bit targets).
+    #[allow(clippy::unnecessary_cast)]
+    let shmem = |f_type| matches!(f_type as i64, TMPFS_MAGIC | HUGETLBFS_MAGIC);
     rustix::fs::statfs(line.file_path())
-        .map(|s| matches!(s.f_type as i64, TMPFS_MAGIC | HUGETLBFS_MAGIC))
+        .map(|s| shmem(s.f_type))
         .unwrap_or(false)
 }
 

@@ -440,5 +440,9 @@ pub fn cases() -> Vec<Case<LinuxBackend>> {
             name: "remote_allocation_is_reported",
             run: remote_allocation_is_reported,
         },
+        Case {
+            name: "vec_pages_follow_thread_policy",
+            run: super::thread_policy::vec_pages_follow_thread_policy,
+        },
     ]
 }

@@ -18,6 +18,7 @@ use numaperf_sim::{CallKind, SimMachine, Tracer};
 #[cfg(target_os = "linux")]
 pub mod linux;
 mod ltp;
+pub mod thread_policy;
 pub mod trials;
 mod truth;
 
@@ -918,5 +919,6 @@ pub fn cases<B: PolicyOracle>() -> Vec<Case<B>> {
     ];
     all.extend(ltp::cases::<B>());
     all.extend(truth::cases::<B>());
+    all.extend(thread_policy::cases::<B>());
     all
 }
