@@ -18,6 +18,9 @@ use crate::calls::{CallCounts, CallKind};
 use crate::memory::Block;
 use crate::threads::{self, Restore, SimThread};
 
+#[path = "numastat.rs"]
+mod numastat;
+
 /// Base page size of a simulated machine unless its builder sets another
 /// ([`crate::SimBuilder::base_page_size`]).
 pub const PAGE_SIZE: usize = 4096;
@@ -54,6 +57,8 @@ pub(crate) struct NodeMemory {
     pub(crate) fail_after: Option<u64>,
     pub(crate) huge_2m: u64,
     pub(crate) huge_1g: u64,
+    /// Allocations counted as the kernel's `numastat` counts them.
+    pub(crate) numastat: numaperf_core::locality::NumaStat,
 }
 
 /// Free and used memory of one node.
@@ -188,6 +193,7 @@ impl SimMachine {
                     fail_after: None,
                     huge_2m: h2,
                     huge_1g: h1,
+                    numastat: Default::default(),
                 };
                 (n.id(), mem)
             })
@@ -592,6 +598,7 @@ fn place(
             take(nodes, n, count)
         };
         if ok {
+            numastat::count(nodes, m, n, &order[..k], local, &seg.policy);
             return Ok(n);
         }
     }
