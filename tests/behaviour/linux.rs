@@ -413,6 +413,10 @@ fn remote_allocation_is_reported(b: &LinuxBackend) -> CaseResult {
 pub fn cases() -> Vec<Case<LinuxBackend>> {
     vec![
         Case {
+            name: "device_map_matches_sysfs",
+            run: super::devices::device_map_matches_sysfs,
+        },
+        Case {
             name: "prefault_every_policy",
             run: prefault_every_policy,
         },

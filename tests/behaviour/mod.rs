@@ -16,6 +16,8 @@ use numaperf::{
 use numaperf_sim::{CallKind, SimMachine, Tracer};
 
 #[cfg(target_os = "linux")]
+mod devices;
+#[cfg(target_os = "linux")]
 pub mod linux;
 mod ltp;
 pub mod thread_policy;
