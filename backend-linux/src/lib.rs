@@ -11,14 +11,15 @@
 
 mod affinity;
 mod backend;
-mod existing;
 mod devices;
+mod existing;
 mod locality;
 pub mod mempolicy;
 mod sys;
 mod topology;
 
 pub use backend::{kernel_weights, LinuxBackend};
+pub use devices::{file_device_number, read_devices, SYSFS_ROOT};
 pub use devices::{file_device_number, read_devices, SYSFS_ROOT};
 pub use locality::LinuxLocality;
 pub use topology::{read_topology, SYSFS_NODE_ROOT};
