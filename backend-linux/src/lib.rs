@@ -20,6 +20,5 @@ mod topology;
 
 pub use backend::{kernel_weights, LinuxBackend};
 pub use devices::{file_device_number, read_devices, SYSFS_ROOT};
-pub use devices::{file_device_number, read_devices, SYSFS_ROOT};
 pub use locality::LinuxLocality;
 pub use topology::{read_topology, SYSFS_NODE_ROOT};
