@@ -11,6 +11,7 @@
 
 mod build;
 mod calls;
+mod capture;
 mod devices;
 mod fault;
 mod hooked;
@@ -19,6 +20,7 @@ mod memory;
 mod thread_policy;
 mod threads;
 mod tracer;
+mod zonelists;
 
 pub use build::SimBuilder;
 pub use calls::{CallCounts, CallKind};

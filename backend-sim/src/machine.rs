@@ -6,17 +6,18 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
-use numaperf_core::policy::{allocation_order, interleave_index};
+use numaperf_core::policy::interleave_index;
 use numaperf_core::region::round_to_unit;
 use numaperf_core::{
     CpuLocation, CpuSet, Errno, HugePages, KernelWeights, Mapping, MemPolicy, NodeId, NodeMask,
     NodeMode, NodeWeights, NumaError, OwnedTopology, PageLocation, PageRange, PlacementBackend,
-    Prefault, RegionOptions, TopologyInfo, MAX_NUMNODES,
+    Prefault, RegionOptions, TopologyInfo,
 };
 
 use crate::calls::{CallCounts, CallKind};
 use crate::memory::Block;
 use crate::threads::{self, Restore, SimThread};
+use crate::zonelists::{PolicyOrders, Zonelists};
 
 #[path = "numastat.rs"]
 mod numastat;
@@ -147,6 +148,8 @@ struct State {
     deny_mempolicy: bool,
     /// The simulated kernel's weighted-interleave table (`None`: every node weighs 1).
     weights: Option<KernelWeights>,
+    /// Every node's fallback order, built on the first placement.
+    zonelists: Zonelists,
 }
 
 /// A simulated machine. `Send + Sync`: share it by reference or `Arc` across threads.
@@ -364,7 +367,12 @@ impl SimMachine {
         end: usize,
         local: NodeId,
     ) -> Result<(), NumaError> {
-        let State { nodes, maps, .. } = st;
+        let State {
+            nodes,
+            maps,
+            zonelists,
+            ..
+        } = st;
         let m = maps.get_mut(&start).ok_or(NumaError::ForeignMapping)?;
         let end = end.min(m.pages.len());
         let mut i = first;
@@ -382,6 +390,7 @@ impl SimMachine {
                 None => seg.clone(),
             };
             let eff = seg.policy.validate(&seg.opts, &self.topology)?;
+            let mut orders = PolicyOrders::new(&seg.policy, &seg.opts, &eff);
             while i < end.min(seg_end) {
                 if m.pages[i].is_some() {
                     i += 1;
@@ -403,16 +412,9 @@ impl SimMachine {
                 };
                 let addr = start + i * m.unit;
                 let ilx = interleave_index(start, addr, shift, order);
-                let node = place(
-                    nodes,
-                    &self.topology,
-                    m,
-                    &seg,
-                    &eff,
-                    local,
-                    ilx,
-                    count as u64,
-                )?;
+                let order = orders.order(zonelists, &self.topology, local, ilx);
+                let node = place(nodes, m, order, count as u64)?;
+                numastat::count(nodes, m, node, order, local, &seg.policy);
                 m.pages[i..i + count]
                     .iter_mut()
                     .for_each(|p| *p = Some(node));
@@ -431,16 +433,32 @@ impl SimMachine {
         allowed: &NodeMask,
         local: NodeId,
     ) -> Result<(), NumaError> {
-        let State { nodes, maps, .. } = st;
+        let State {
+            nodes,
+            maps,
+            zonelists,
+            ..
+        } = st;
         let m = maps.get_mut(&start).ok_or(NumaError::ForeignMapping)?;
+        // The orders of the segment the last moved page was in (by its first page).
+        let mut orders: Option<(usize, PolicyOrders)> = None;
         for i in pages.first..(pages.first + pages.count).min(m.pages.len()) {
             let Some(old) = m.pages[i] else { continue };
             if allowed.contains(old) {
                 continue;
             }
             let ilx = interleave_index(start, start + i * m.unit, m.unit.trailing_zeros(), 0);
-            let seg = m.segment_at(i).0.clone();
-            let new = place(nodes, &self.topology, m, &seg, allowed, local, ilx, 1)?;
+            let seg = m.segment_at(i).0;
+            if orders.as_ref().is_none_or(|o| o.0 != seg.first) {
+                let o = PolicyOrders::new(&seg.policy, &seg.opts, allowed);
+                orders = Some((seg.first, o));
+            }
+            let Some((_, o)) = orders.as_mut() else {
+                continue;
+            };
+            let order = o.order(zonelists, &self.topology, local, ilx);
+            let new = place(nodes, m, order, 1)?;
+            numastat::count(nodes, m, new, order, local, &seg.policy);
             release(nodes, m, old, 1);
             m.pages[i] = Some(new);
         }
@@ -574,21 +592,14 @@ fn release(nodes: &mut BTreeMap<NodeId, NodeMemory>, m: &SimMapping, node: NodeI
 }
 
 /// Picks the node for `count` base pages (or one huge page) the way the kernel would:
-/// the first node in the policy's allocation order that has room.
-#[allow(clippy::too_many_arguments)]
+/// the first node in the page's allocation order (`order`) that has room.
 fn place(
     nodes: &mut BTreeMap<NodeId, NodeMemory>,
-    topo: &OwnedTopology,
     m: &SimMapping,
-    seg: &Segment,
-    eff: &NodeMask,
-    local: NodeId,
-    ilx: u64,
+    order: &[NodeId],
     count: u64,
 ) -> Result<NodeId, NumaError> {
-    let mut order = [NodeId::new(0); MAX_NUMNODES];
-    let k = allocation_order(&seg.policy, &seg.opts, eff, topo, local, ilx, &mut order);
-    for &n in &order[..k] {
+    for &n in order {
         let ok = if m.unit > m.base {
             nodes.get_mut(&n).is_some_and(|nm| {
                 let p = pool(nm, m.huge);
@@ -598,11 +609,10 @@ fn place(
             take(nodes, n, count)
         };
         if ok {
-            numastat::count(nodes, m, n, &order[..k], local, &seg.policy);
             return Ok(n);
         }
     }
-    let available = order[..k]
+    let available = order
         .iter()
         .filter_map(|n| nodes.get(n))
         .map(|n| n.free * m.base as u64)

@@ -341,68 +341,82 @@ pub fn weighted_interleave_node(
 /// `node` in id order, because their shared `node_load` penalty breaks ties between
 /// nodes at equal distance: distance, +1 for a lower id than `node`, +1 for a node with
 /// CPUs, then the load, then the lowest id. `node` itself comes first if it has memory.
+/// It costs O(k N log N) for the k-th of N nodes: callers that need many orders (a
+/// simulator placing pages) take them all at once from [`fallback_orders`] and keep them.
 pub fn fallback_order(
     topo: &(impl TopologyInfo + ?Sized),
     node: NodeId,
     out: &mut [NodeId],
 ) -> usize {
-    if !topo.nodes().contains(node) {
-        return 0;
-    }
-    let mut load = [0u32; MAX_NUMNODES];
-    for local in topo.nodes().iter().take_while(|&n| n <= node) {
-        let mut used = NodeMask::single(local);
-        let mut prev = local;
-        let mut len = 0;
-        if let Some(slot) = out.get_mut(len) {
-            *slot = local;
-            len += 1;
+    let mut kept = 0;
+    replay_zonelists(topo, Some(node), |n, order| {
+        if n == node {
+            kept = order.len().min(out.len());
+            out[..kept].copy_from_slice(&order[..kept]);
         }
-        while let Some(best) = next_best_node(topo, local, &used, &load) {
-            used.add(best);
+    });
+    kept
+}
+
+/// Every online node's zonelist order (as [`fallback_order`] gives it), from one replay
+/// of the kernel's build: `each(node, order)` is called for every online node in id
+/// order. O(N^2 log N) for N nodes, and no allocation (about 16 KiB of stack).
+pub fn fallback_orders(topo: &(impl TopologyInfo + ?Sized), each: impl FnMut(NodeId, &[NodeId])) {
+    replay_zonelists(topo, None, each)
+}
+
+/// The kernel's zonelist build for every online node in id order up to `last` (`None`:
+/// all), handing each node's order (memory nodes only) to `each`.
+///
+/// `find_next_best_node` picks, among the memory nodes not yet used, the one with the
+/// least `(distance + penalties) * MAX_NUMNODES + node_load`, the lowest id on a tie.
+/// Only a node just picked has its load raised, so while one node's list is built the
+/// keys of the nodes still to pick do not change: sorting them once by key gives the
+/// same order as picking the minimum again and again.
+fn replay_zonelists(
+    topo: &(impl TopologyInfo + ?Sized),
+    last: Option<NodeId>,
+    mut each: impl FnMut(NodeId, &[NodeId]),
+) {
+    let mut load = [0u32; MAX_NUMNODES];
+    let mut keys = [0u64; MAX_NUMNODES];
+    let mut order = [NodeId::new(0); MAX_NUMNODES];
+    let memory = topo.memory_nodes();
+    for local in topo.nodes().iter() {
+        if last.is_some_and(|l| local > l) {
+            return;
+        }
+        let mut k = 0;
+        for n in memory.iter().filter(|&n| n != local) {
+            let mut val = topo.distance(local, n).unwrap_or(255) as u64;
+            val += (n < local) as u64;
+            if topo.node_cpus(n).is_some_and(|c| !c.is_empty()) {
+                val += 1;
+            }
+            val = val * MAX_NUMNODES as u64 + load[n.get() as usize] as u64;
+            // Node ids are below MAX_NUMNODES: the low part orders a tie by id.
+            keys[k] = val * MAX_NUMNODES as u64 + n.get() as u64;
+            k += 1;
+        }
+        keys[..k].sort_unstable();
+        // The local node first (the kernel's first pick), then by key; then the loads.
+        let mut len = 0;
+        if memory.contains(local) {
+            order[0] = local;
+            len = 1;
+        }
+        let mut prev = local;
+        for &key in &keys[..k] {
+            let best = NodeId::new((key % MAX_NUMNODES as u64) as u32);
             if topo.distance(local, best) != topo.distance(local, prev) {
                 load[best.get() as usize] += 1;
             }
-            if let Some(slot) = out.get_mut(len) {
-                *slot = best;
-                len += 1;
-            }
+            order[len] = best;
+            len += 1;
             prev = best;
         }
-        if local == node {
-            // Keep only nodes with memory (a memoryless local node has no zones).
-            let mut kept = 0;
-            for i in 0..len {
-                if topo.memory_nodes().contains(out[i]) {
-                    out[kept] = out[i];
-                    kept += 1;
-                }
-            }
-            return kept;
-        }
+        each(local, &order[..len]);
     }
-    0
-}
-
-fn next_best_node(
-    topo: &(impl TopologyInfo + ?Sized),
-    local: NodeId,
-    used: &NodeMask,
-    load: &[u32; MAX_NUMNODES],
-) -> Option<NodeId> {
-    let mut best: Option<(u64, NodeId)> = None;
-    for n in topo.memory_nodes().difference(used).iter() {
-        let mut val = topo.distance(local, n).unwrap_or(255) as u64;
-        val += (n < local) as u64;
-        if topo.node_cpus(n).is_some_and(|c| !c.is_empty()) {
-            val += 1;
-        }
-        val = val * MAX_NUMNODES as u64 + load[n.get() as usize] as u64;
-        if best.is_none_or(|(b, _)| val < b) {
-            best = Some((val, n));
-        }
-    }
-    best.map(|(_, n)| n)
 }
 
 /// The order in which the kernel tries nodes for one page: the first node that has room
@@ -411,6 +425,8 @@ fn next_best_node(
 /// `local` is the node of the CPU that faults the page, `ilx` the page's interleave index,
 /// `eff` the policy's effective nodes ([`effective_nodes`]). Bind and PreferredMany start
 /// from the home node if set. Interleave picks its node, then falls back from it.
+/// ([`allocation_start`] and [`allocation_order_from`] are its two halves, for a caller
+/// that keeps the nodes' fallback orders.)
 pub fn allocation_order(
     policy: &MemPolicy,
     opts: &RegionOptions,
@@ -420,43 +436,55 @@ pub fn allocation_order(
     ilx: u64,
     out: &mut [NodeId],
 ) -> usize {
-    let usable = topo.allowed_nodes().intersection(topo.memory_nodes());
-    let start = match policy {
+    let start = allocation_start(policy, opts, eff, local, ilx);
+    let mut fallback = [NodeId::new(0); MAX_NUMNODES];
+    let n = fallback_order(topo, start, &mut fallback);
+    allocation_order_from(policy, eff, topo, &fallback[..n], out)
+}
+
+/// The node whose fallback order a page's allocation walks (see [`allocation_order`]).
+pub fn allocation_start(
+    policy: &MemPolicy,
+    opts: &RegionOptions,
+    eff: &NodeMask,
+    local: NodeId,
+    ilx: u64,
+) -> NodeId {
+    match policy {
         MemPolicy::Bind(_) | MemPolicy::PreferredMany(_) => opts.home_node.unwrap_or(local),
         MemPolicy::Local => local,
         MemPolicy::Preferred(_) => eff.first().unwrap_or(local),
         MemPolicy::Interleave(_) => interleave_node(eff, ilx).unwrap_or(local),
         MemPolicy::WeightedInterleave(w) => weighted_interleave_node(w, eff, ilx).unwrap_or(local),
-    };
-    let n = fallback_order(topo, start, out);
+    }
+}
+
+/// The allocation order of [`allocation_order`] from `fallback`, the fallback order
+/// ([`fallback_order`]) of the page's [`allocation_start`]: the nodes the policy may use,
+/// for `PreferredMany` its own nodes first. Written into `out`; returns how many.
+pub fn allocation_order_from(
+    policy: &MemPolicy,
+    eff: &NodeMask,
+    topo: &(impl TopologyInfo + ?Sized),
+    fallback: &[NodeId],
+    out: &mut [NodeId],
+) -> usize {
+    let usable = topo.allowed_nodes().intersection(topo.memory_nodes());
     let keep = |x: NodeId| match policy {
         MemPolicy::Bind(_) => eff.contains(x),
         _ => usable.contains(x),
     };
     let mut kept = 0;
-    for i in 0..n {
-        if keep(out[i]) {
-            out[kept] = out[i];
-            kept += 1;
-        }
-    }
-    if let MemPolicy::PreferredMany(_) = policy {
-        // First the preferred nodes in fallback order, then everything else.
-        let (mut a, mut b) = (0usize, 0usize);
-        let mut tmp = [NodeId::new(0); MAX_NUMNODES];
-        for &x in &out[..kept] {
-            if eff.contains(x) {
-                tmp[a] = x;
-                a += 1;
+    let preferred_first = matches!(policy, MemPolicy::PreferredMany(_));
+    // PreferredMany: first the preferred nodes in fallback order, then everything else.
+    for pass in 0..1 + preferred_first as usize {
+        for &x in fallback {
+            let wanted = !preferred_first || eff.contains(x) == (pass == 0);
+            if wanted && keep(x) && kept < out.len() {
+                out[kept] = x;
+                kept += 1;
             }
         }
-        for &x in &out[..kept] {
-            if !eff.contains(x) {
-                tmp[a + b] = x;
-                b += 1;
-            }
-        }
-        out[..kept].copy_from_slice(&tmp[..kept]);
     }
     kept
 }
@@ -670,6 +698,17 @@ mod tests {
             run(&MemPolicy::Interleave(mask(&[0, 2])), 0, 3),
             [2, 0, 1, 3]
         );
+    }
+
+    #[test]
+    fn all_fallback_orders_at_once_are_each_nodes_order() {
+        let t = cxl();
+        let mut seen = Vec::new();
+        fallback_orders(&t, |n, o| {
+            seen.push((n.get(), o.iter().map(|n| n.get()).collect::<Vec<_>>()))
+        });
+        let each: Vec<_> = (0..4).map(|n| (n, order(&t, n))).collect();
+        assert_eq!(seen, each);
     }
 
     proptest! {
