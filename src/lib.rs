@@ -19,6 +19,7 @@
 #![deny(missing_docs)]
 #![warn(clippy::missing_errors_doc)]
 
+pub mod capabilities;
 mod devices;
 pub mod locality;
 mod place;
@@ -28,6 +29,7 @@ mod sharded;
 pub mod thread;
 mod topology;
 
+pub use capabilities::{Capabilities, HardModeBlocker, KernelFeature, KernelVersion};
 /// Pads and aligns a value to the cache line (128 bytes on x86_64, aarch64 and powerpc64):
 /// crossbeam-utils' type, re-exported.
 pub use crossbeam_utils::CachePadded;

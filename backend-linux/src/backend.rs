@@ -48,6 +48,8 @@ struct Inner {
     /// need it, so the node's own `meminfo` showed 7 GiB free of 24 GiB while a 20 GiB
     /// populate bound to node 0 succeeded; `/proc/meminfo` counts the pending memory.
     system_is_the_node: bool,
+    /// This process's memory cgroup (the capacity check's limit).
+    cgroup: crate::cgroup::CgroupReader,
 }
 
 /// The transparent huge page settings: `enabled` (system-wide) and, from Linux 6.8,
@@ -136,6 +138,7 @@ impl LinuxBackend {
                 root_fd,
                 probes: Default::default(),
                 thp_unadvised: thp_without_advice(Path::new(THP_DIR)),
+                cgroup: crate::cgroup::CgroupReader::live(),
             }),
         })
     }
@@ -176,7 +179,7 @@ impl LinuxBackend {
     }
 
     /// Whether the kernel has a feature that answers EINVAL when missing; probed once
-    /// with an `mbind` on a scratch page.
+    /// with an `mbind` of an empty range (no side effect).
     fn supports(&self, probe: Probe) -> bool {
         let slot = &self.inner.probes[probe as usize];
         match slot.load(Ordering::Relaxed) {
@@ -190,27 +193,7 @@ impl LinuxBackend {
     }
 
     fn probe(&self, mode: u32) -> bool {
-        let Some(node) = self.inner.topology.memory_nodes().first() else {
-            return false;
-        };
-        let Ok(m) = self.map(1, HugePages::None) else {
-            return false;
-        };
-        let k = NodeMask::single(node).to_kernel();
-        // SAFETY: `m` is a fresh one-page mapping owned here; nothing else refers to it.
-        let r = unsafe {
-            mp::mbind(
-                m.as_ptr(),
-                m.mapped_len(),
-                mode,
-                k.used_words(),
-                k.maxnode(),
-                0,
-            )
-        };
-        // SAFETY: `m` came from `self.map` and no reference to its memory exists.
-        let _ = unsafe { self.unmap(&m) };
-        r != Err(Errno::INVAL)
+        crate::capabilities::mbind_knows(mode).unwrap_or(false)
     }
 
     /// Turns an `mbind` failure into a typed error: EINVAL for a mode or flag the kernel
@@ -574,6 +557,23 @@ impl PlacementBackend for LinuxBackend {
         // `mapped_len` is the whole (rounded) length that was mapped.
         unsafe { mm::munmap(m.as_ptr().cast(), m.mapped_len()) }
             .map_err(|e| errno_error("munmap", e))
+    }
+
+    /// The v2 `memory.max - memory.current` (v1 `memory.limit_in_bytes -
+    /// memory.usage_in_bytes`) of the process's cgroup and every ancestor, the least
+    /// headroom winning. The mounts are read at the first call; each fresh reading
+    /// re-reads `/proc/self/cgroup` (a process may have moved) and the levels' two
+    /// files, without the heap.
+    fn memory_limit(&self, fresh: bool) -> Result<Option<numaperf_core::MemoryLimit>, NumaError> {
+        self.inner.cgroup.limit(fresh)
+    }
+
+    fn capabilities(&self) -> numaperf_core::Capabilities {
+        crate::capabilities::detect(
+            &self.inner.topology,
+            self.inner.root_fd.as_ref().map(|fd| fd.as_fd()),
+            &self.inner.cgroup,
+        )
     }
 
     fn current_cpu(&self) -> Result<CpuLocation, NumaError> {

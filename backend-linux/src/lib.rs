@@ -11,6 +11,8 @@
 
 mod affinity;
 mod backend;
+mod capabilities;
+mod cgroup;
 mod devices;
 mod existing;
 mod locality;

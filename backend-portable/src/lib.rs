@@ -180,6 +180,12 @@ impl PlacementBackend for PortableBackend {
         Ok(None)
     }
 
+    /// The one node and this process's CPUs; no kernel feature, no placement query (so
+    /// no hard mode), no cgroup: nothing this backend cannot observe is claimed.
+    fn capabilities(&self) -> numaperf_core::Capabilities {
+        numaperf_core::Capabilities::from_topology("portable", &self.inner.topology)
+    }
+
     fn current_cpu(&self) -> Result<CpuLocation, NumaError> {
         let cpu = system::current_cpu()?;
         Ok(CpuLocation { cpu, node: NODE0 })

@@ -3,7 +3,7 @@
 
 use std::sync::Mutex;
 
-use numaperf_core::{Errno, NumaError};
+use numaperf_core::{Errno, FeatureSet, KernelFeature, NumaError};
 
 use crate::calls::CallKind;
 use crate::hooked::{CallHook, Hooked};
@@ -20,6 +20,7 @@ struct FaultState {
     next: Vec<(CallKind, usize, Errno)>,
     random: Option<(XorShift, u32, Errno)>,
     injected: u64,
+    disabled: FeatureSet,
 }
 
 /// Any backend, failing on purpose.
@@ -44,6 +45,13 @@ impl CallHook for Faults {
             }
             None => Ok(()),
         }
+    }
+
+    fn disabled_features(&self) -> FeatureSet {
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .disabled
     }
 }
 
@@ -74,6 +82,19 @@ impl<B> Hooked<B, Faults> {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .random = Some((XorShift::new(seed), one_in, errno));
+    }
+
+    /// Makes the wrapped backend seem to lack a kernel feature, as an older kernel would:
+    /// its capabilities leave it out, a region that needs it is `Unsupported` (before the
+    /// backend sees the call), and without weighted interleave the kernel's weights read
+    /// as absent (so numaperf lays the interleave out itself).
+    pub fn disable_feature(&self, feature: KernelFeature) {
+        self.hook
+            .state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .disabled
+            .insert(feature);
     }
 
     /// How many failures were injected so far.

@@ -2,8 +2,9 @@
 //! forwarding layer under `Tracer` (count) and `FaultInjector` (fail), over any backend.
 
 use numaperf_core::{
-    CpuLocation, CpuSet, HugePages, KernelWeights, Mapping, MemPolicy, NodeId, NodeMask, NodeMode,
-    NumaError, PageLocation, PageRange, PlacementBackend, Prefault, RegionOptions,
+    Capabilities, CpuLocation, CpuSet, FeatureSet, HugePages, KernelFeature, KernelWeights,
+    Mapping, MemPolicy, MemoryLimit, NodeId, NodeMask, NodeMode, NumaError, PageLocation,
+    PageRange, PlacementBackend, Prefault, RegionOptions,
 };
 
 use crate::calls::CallKind;
@@ -16,6 +17,12 @@ pub trait CallHook {
     /// # Errors
     /// An error stops the call with that error.
     fn before(&self, kind: CallKind) -> Result<(), NumaError>;
+
+    /// Kernel features the wrapped backend is to seem to lack: its capabilities leave them
+    /// out, and a region that needs one is `Unsupported`. The default: none.
+    fn disabled_features(&self) -> FeatureSet {
+        FeatureSet::EMPTY
+    }
 }
 
 /// `B` with `H` run before every call. Itself a backend, so wrappers stack.
@@ -63,6 +70,15 @@ impl<B: PlacementBackend, H: CallHook> PlacementBackend for Hooked<B, H> {
         strict: bool,
     ) -> Result<(), NumaError> {
         self.hook.before(CallKind::ApplyPolicy)?;
+        let wi = matches!(p, MemPolicy::WeightedInterleave(_));
+        let needs = KernelFeature::required_by(p, o).with(KernelFeature::WeightedInterleave, wi);
+        if let Some(f) = needs
+            .intersection(self.hook.disabled_features())
+            .iter()
+            .next()
+        {
+            return Err(f.unsupported());
+        }
         // SAFETY: our caller upholds the mapping contract; `m` is `self.inner`'s.
         unsafe { self.inner.apply_policy(m, pages, p, o, strict) }
     }
@@ -100,7 +116,23 @@ impl<B: PlacementBackend, H: CallHook> PlacementBackend for Hooked<B, H> {
         unsafe { self.inner.migrate(m, to, mode) }
     }
     fn kernel_weights(&self) -> Result<Option<KernelWeights>, NumaError> {
-        self.inner.kernel_weights()
+        let off = self.hook.disabled_features();
+        if off.contains(KernelFeature::WeightedInterleave) {
+            return Ok(None);
+        }
+        let mut k = self.inner.kernel_weights()?;
+        if off.contains(KernelFeature::WeightedInterleaveAuto) {
+            k.iter_mut().for_each(|k| k.auto = None);
+        }
+        Ok(k)
+    }
+    fn memory_limit(&self, fresh: bool) -> Result<Option<MemoryLimit>, NumaError> {
+        self.inner.memory_limit(fresh)
+    }
+    fn capabilities(&self) -> Capabilities {
+        let mut c = self.inner.capabilities();
+        c.features = c.features.difference(self.hook.disabled_features());
+        c
     }
     unsafe fn unmap(&self, m: &Mapping) -> Result<(), NumaError> {
         let _ = self.hook.before(CallKind::Unmap);

@@ -11,6 +11,7 @@
 
 mod build;
 mod calls;
+mod capabilities;
 mod capture;
 mod devices;
 mod fault;

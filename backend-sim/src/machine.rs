@@ -28,27 +28,9 @@ pub const PAGE_SIZE: usize = 4096;
 /// Bytes a transparent huge page covers (a PMD of 4 KiB pages; 64 KiB radix ppc64 too).
 const THP_SIZE: usize = 2 << 20;
 
-/// A kernel feature the simulated kernel can be made to lack.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum KernelFeature {
-    /// `MPOL_PREFERRED_MANY` (Linux 5.15).
-    PreferredMany,
-    /// `MPOL_WEIGHTED_INTERLEAVE` (Linux 6.9).
-    WeightedInterleave,
-    /// `set_mempolicy_home_node` (Linux 5.17).
-    HomeNode,
-}
-
-impl KernelFeature {
-    fn error(self) -> NumaError {
-        let (feature, since) = match self {
-            KernelFeature::PreferredMany => ("MPOL_PREFERRED_MANY", "Linux 5.15"),
-            KernelFeature::WeightedInterleave => ("MPOL_WEIGHTED_INTERLEAVE", "Linux 6.9"),
-            KernelFeature::HomeNode => ("set_mempolicy_home_node", "Linux 5.17"),
-        };
-        NumaError::Unsupported { feature, since }
-    }
-}
+/// A kernel feature the simulated kernel can be made to lack ([`SimMachine::kernel_lacks`]):
+/// the core's list, so the sim's capabilities and errors name them as Linux does.
+pub use numaperf_core::KernelFeature;
 
 /// One node's memory, in base pages (and huge pages for hugetlb pools).
 #[derive(Clone, Debug)]
@@ -150,6 +132,8 @@ struct State {
     weights: Option<KernelWeights>,
     /// Every node's fallback order, built on the first placement.
     zonelists: Zonelists,
+    /// The simulated memory cgroup's limit in bytes ([`SimMachine::set_memory_limit`]).
+    memory_limit: Option<u64>,
 }
 
 /// A simulated machine. `Send + Sync`: share it by reference or `Arc` across threads.
@@ -282,9 +266,47 @@ impl SimMachine {
         }
     }
 
-    /// Makes the simulated kernel lack a feature (as a kernel too old for it).
+    /// Makes the simulated kernel lack a feature (as a kernel too old for it): regions
+    /// that need it are `Unsupported`, and the capabilities say it is missing.
     pub fn kernel_lacks(&self, feature: KernelFeature) {
         self.state().lacks.push(feature);
+    }
+
+    /// Puts the process in a simulated memory cgroup limited to `limit` bytes (`None`: no
+    /// limit), charged with the base pages its mappings hold (hugetlb pages are not
+    /// charged). The capacity check refuses a populate beyond the headroom; the simulated
+    /// kernel does not enforce the limit itself (the real one would OOM-kill).
+    pub fn set_memory_limit(&self, limit: Option<u64>) {
+        self.state().memory_limit = limit;
+    }
+
+    /// What [`crate::capabilities`] reports from: the missing features, the hugetlb pools
+    /// per node (free, and in use by mappings), and the memory cgroup's limit.
+    pub(crate) fn capability_facts(&self) -> crate::capabilities::Facts {
+        let st = self.state();
+        let mut huge = Vec::new();
+        for (&node, m) in &st.nodes {
+            for (size, free, kind) in [
+                (2u64 << 20, m.huge_2m, HugePages::Explicit2M),
+                (1 << 30, m.huge_1g, HugePages::Explicit1G),
+            ] {
+                let used = st
+                    .maps
+                    .values()
+                    .filter(|sm| sm.huge == kind)
+                    .map(|sm| sm.pages.iter().filter(|&&p| p == Some(node)).count() as u64)
+                    .sum::<u64>();
+                if free + used > 0 {
+                    huge.push((node, size, free + used, free));
+                }
+            }
+        }
+        crate::capabilities::Facts {
+            lacks: st.lacks.iter().copied().collect(),
+            huge,
+            memory_limit: memory_limit(&st),
+            denied: st.deny_mempolicy,
+        }
     }
 
     /// Sets the simulated kernel's global weighted-interleave table (as an administrator,
@@ -496,18 +518,11 @@ impl SimMachine {
         policy: &MemPolicy,
         opts: &RegionOptions,
     ) -> Result<(MemPolicy, RegionOptions, NodeMask), NumaError> {
-        let needs = match policy {
-            MemPolicy::PreferredMany(_) => Some(KernelFeature::PreferredMany),
-            MemPolicy::WeightedInterleave(_) => Some(KernelFeature::WeightedInterleave),
-            _ => None,
-        };
-        for f in needs
-            .into_iter()
-            .chain(opts.home_node.map(|_| KernelFeature::HomeNode))
-        {
-            if st.lacks.contains(&f) {
-                return Err(f.error());
-            }
+        let wi = matches!(policy, MemPolicy::WeightedInterleave(_));
+        let needs =
+            KernelFeature::required_by(policy, opts).with(KernelFeature::WeightedInterleave, wi);
+        if let Some(f) = needs.iter().find(|f| st.lacks.contains(f)) {
+            return Err(f.unsupported());
         }
         let eff = policy.validate(opts, &self.topology)?;
         Ok(match policy {
@@ -547,6 +562,18 @@ fn containing(
         return Err(NumaError::ForeignMapping);
     }
     Ok((start, offset / sm.unit))
+}
+
+/// The simulated cgroup's limit, charged with the base pages the mappings hold.
+fn memory_limit(st: &State) -> Option<numaperf_core::MemoryLimit> {
+    let limit = st.memory_limit?;
+    let usage = st
+        .maps
+        .values()
+        .filter(|sm| !sm.huge.is_explicit())
+        .map(|sm| sm.pages.iter().flatten().count() as u64 * sm.unit as u64)
+        .sum();
+    Some(numaperf_core::MemoryLimit { limit, usage })
 }
 
 /// Takes `pages` from a node if it has them (and is not set to fail).
@@ -773,6 +800,14 @@ impl PlacementBackend for SimMachine {
         let all = m.all_pages();
         sm.set_policy(all, policy, opts);
         self.move_misplaced(&mut st, start, all, &eff, local)
+    }
+
+    fn memory_limit(&self, _fresh: bool) -> Result<Option<numaperf_core::MemoryLimit>, NumaError> {
+        Ok(memory_limit(&self.state()))
+    }
+
+    fn capabilities(&self) -> numaperf_core::Capabilities {
+        crate::capabilities::of_sim(self, self.capability_facts())
     }
 
     fn kernel_weights(&self) -> Result<Option<KernelWeights>, NumaError> {

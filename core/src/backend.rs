@@ -4,6 +4,7 @@
 use core::fmt;
 use core::ptr::NonNull;
 
+use crate::cgroup::MemoryLimit;
 use crate::errno::Errno;
 use crate::error::NumaError;
 use crate::existing::ThreadPolicy;
@@ -431,6 +432,26 @@ pub trait PlacementBackend {
     /// Reading errors of the table (a weight that is not a number).
     fn kernel_weights(&self) -> Result<Option<KernelWeights>, NumaError>;
 
+    /// The limit this process's memory cgroup and its ancestors put on its memory: the
+    /// level with the least headroom ([`MemoryLimit`]; `None`: no level has a limit, or
+    /// the backend has no cgroups). With `fresh`, read now (the process may have moved,
+    /// a limit changed); without, the backend may answer from its last reading without a
+    /// system call. The default: `None`.
+    ///
+    /// # Errors
+    /// Reading errors of the cgroup files (naming the file).
+    fn memory_limit(&self, fresh: bool) -> Result<Option<MemoryLimit>, NumaError> {
+        let _ = fresh;
+        Ok(None)
+    }
+
+    /// What this machine's kernel and this process let numaperf do (each feature found
+    /// without side effects). The default knows only the topology's nodes and CPUs.
+    #[cfg(feature = "alloc")]
+    fn capabilities(&self) -> crate::capabilities::Capabilities {
+        crate::capabilities::Capabilities::from_topology("unknown", self.topology())
+    }
+
     /// The calling thread's CPU and node.
     ///
     /// # Errors
@@ -603,6 +624,13 @@ macro_rules! forward_backend {
             unsafe fn unmap(&self, m: &Mapping) -> Result<(), NumaError> {
                 // SAFETY: the caller upholds `unmap`'s contract for the backend behind the handle.
                 unsafe { (**self).unmap(m) }
+            }
+            fn memory_limit(&self, fresh: bool) -> Result<Option<MemoryLimit>, NumaError> {
+                (**self).memory_limit(fresh)
+            }
+            #[cfg(feature = "alloc")]
+            fn capabilities(&self) -> crate::capabilities::Capabilities {
+                (**self).capabilities()
             }
             fn current_cpu(&self) -> Result<CpuLocation, NumaError> {
                 (**self).current_cpu()

@@ -18,6 +18,8 @@ extern crate std;
 extern crate std;
 
 pub mod backend;
+pub mod capabilities;
+pub mod cgroup;
 pub mod device;
 #[cfg(feature = "alloc")]
 pub mod device_sysfs;
@@ -49,6 +51,10 @@ pub use backend::{
     placement, CpuLocation, Mapping, MappingInfo, PageCounts, PageLocation, PageRange,
     PlacementBackend,
 };
+#[cfg(feature = "alloc")]
+pub use capabilities::{Capabilities, MemoryCgroup};
+pub use capabilities::{FeatureSet, HardModeBlocker, KernelFeature, KernelVersion};
+pub use cgroup::{CgroupVersion, MemoryLimit};
 pub use device::{DevNumber, DeviceClass, DeviceKind, DeviceName, DeviceRef, Locality, PciAddress};
 #[cfg(feature = "alloc")]
 pub use device::{DeviceSource, DeviceTable, NamedDevice, PciDevice};

@@ -78,18 +78,25 @@ impl<B: PlacementBackend + ?Sized> Drop for UnmapGuard<'_, B> {
 /// an ordinary region costs only its mmap, mbind, populate and munmap.
 pub const CAPACITY_CHECK_FRACTION: u64 = 16;
 
-/// Checks that the nodes a region may use have `bytes` free (an over-capacity bound
-/// populate would get the process OOM-killed, which a library must not walk into).
-/// Racy by nature: it rules out what can be foreseen, not what other processes do next.
+/// Checks that the nodes a region may use have `bytes` free, and that the process's
+/// memory cgroup and its ancestors have `bytes` of headroom ([`MemoryLimit`](crate::cgroup::MemoryLimit)): an
+/// over-capacity bound populate would get the process OOM-killed, by the kernel or by
+/// the cgroup, which a library must not walk into. Racy by nature: it rules out what can
+/// be foreseen, not what other processes do next.
 ///
-/// Base-page and THP requests under `1/CAPACITY_CHECK_FRACTION` of those nodes' total
-/// memory pass without a query: they can exhaust a node only when it is already nearly
-/// full, which the query could not promise to catch either (other processes allocate
-/// concurrently). Explicit huge pages are always checked: their pools are small.
+/// Base-page and THP requests under `1/CAPACITY_CHECK_FRACTION` of the smaller of those
+/// nodes' total memory and the cgroup limit last read (a cached reading, no system call)
+/// pass without a query: they can exhaust a node or a cgroup only when it is already
+/// nearly full, which the query could not promise to catch either (other processes
+/// allocate concurrently). Larger ones read the cgroup limit afresh (the process may
+/// have moved) and the nodes' free memory. Explicit huge pages are always checked
+/// against their pools, and not against the cgroup (hugetlb pages are charged to the
+/// hugetlb controller, not to memory).
 ///
 /// # Errors
-/// [`NumaError::InsufficientMemory`] (or [`NumaError::HugePagesUnavailable`] when no huge
-/// page is free at all), and the backend's free-memory errors.
+/// [`NumaError::InsufficientMemory`] (`available`: the free memory of the nodes, or the
+/// cgroup's headroom when that is what is short), [`NumaError::HugePagesUnavailable`]
+/// when no huge page is free at all, and the backend's free-memory and cgroup errors.
 pub fn check_capacity<B: PlacementBackend + ?Sized>(
     b: &B,
     policy: &MemPolicy,
@@ -106,8 +113,17 @@ pub fn check_capacity<B: PlacementBackend + ?Sized>(
         let total = nodes.iter().fold(0u64, |t, n| {
             t.saturating_add(topo.node_memory(n).unwrap_or(0))
         });
-        if (bytes as u64) < total / CAPACITY_CHECK_FRACTION {
+        let limit = b.memory_limit(false)?.map_or(u64::MAX, |l| l.limit);
+        if (bytes as u64) < total.min(limit) / CAPACITY_CHECK_FRACTION {
             return Ok(());
+        }
+        if let Some(l) = b.memory_limit(true)? {
+            if l.headroom() < bytes as u64 {
+                return Err(NumaError::InsufficientMemory {
+                    requested: bytes as u64,
+                    available: l.headroom(),
+                });
+            }
         }
     }
     let mut available: u64 = 0;
@@ -299,6 +315,7 @@ mod tests {
         b.expect_topology().return_const(t);
         b.expect_base_page_size().return_const(4096usize);
         b.expect_free_memory().returning(|_, _| Ok(1 << 30));
+        b.expect_memory_limit().returning(|_| Ok(None));
         b.expect_map().returning(|len, _| {
             // SAFETY: a dangling but aligned address; the mock never touches memory.
             Ok(unsafe { Mapping::from_raw_parts(NonNull::dangling(), len, 4 * 4096, 4096) })
@@ -448,6 +465,7 @@ mod tests {
         b.expect_topology().return_const(t);
         b.expect_base_page_size().return_const(4096usize);
         b.expect_free_memory().returning(|_, _| Ok(1 << 20));
+        b.expect_memory_limit().returning(|_| Ok(None));
         b.expect_map().never();
         let o = RegionOptions::default();
         assert_eq!(
@@ -516,6 +534,7 @@ mod tests {
             b.expect_free_memory()
                 .times(queries)
                 .returning(|_, _| Ok(1 << 30));
+            b.expect_memory_limit().returning(|_| Ok(None));
             b.expect_map().returning(|len, _| {
                 // SAFETY: dangling but aligned; the mock never touches memory.
                 Ok(unsafe { Mapping::from_raw_parts(NonNull::dangling(), len, len, 4096) })
@@ -679,6 +698,68 @@ mod tests {
         .unwrap();
         // A mock's mapping: nothing to unmap.
         let _ = m;
+    }
+
+    #[test]
+    fn the_memory_cgroup_limit_refuses_what_its_headroom_cannot_hold() {
+        // 1 GiB nodes; the cgroup allows 64 MiB, 16 MiB of it used (48 MiB headroom).
+        let cgroup = |b: &mut MockPlacementBackend, fresh_reads: usize| {
+            let l = crate::cgroup::MemoryLimit {
+                limit: 64 << 20,
+                usage: 16 << 20,
+            };
+            b.expect_memory_limit()
+                .withf(|fresh| !*fresh)
+                .returning(move |_| Ok(Some(l)));
+            b.expect_memory_limit()
+                .withf(|fresh| *fresh)
+                .times(fresh_reads)
+                .returning(move |_| Ok(Some(l)));
+        };
+        let fresh_mock = |fresh_reads| {
+            let mut b = MockPlacementBackend::new();
+            b.expect_topology().return_const(topo());
+            b.expect_base_page_size().return_const(4096usize);
+            b.expect_free_memory().returning(|_, _| Ok(1 << 30));
+            cgroup(&mut b, fresh_reads);
+            b.expect_map().returning(|len, _| {
+                // SAFETY: dangling but aligned; the mock never touches memory.
+                Ok(unsafe { Mapping::from_raw_parts(NonNull::dangling(), len, len, 4096) })
+            });
+            b.expect_apply_policy().returning(|_, _, _, _, _| Ok(()));
+            b.expect_prefault().returning(|_, _, _| Ok(()));
+            b.expect_current_cpu().returning(|| {
+                Ok(crate::backend::CpuLocation {
+                    cpu: 0,
+                    node: NodeId::new(0),
+                })
+            });
+            b.expect_populate_parts().returning(|_, _| Ok(()));
+            b
+        };
+        // 64 MiB (a sixteenth of the node: the node check alone would let it through)
+        // is more than the headroom: refused before anything is mapped.
+        let mut b = fresh_mock(1);
+        b.expect_map().never();
+        let o = RegionOptions::default();
+        assert_eq!(
+            create_region(&b, 64 << 20, &bind0(), &o, Prefault::Populate).unwrap_err(),
+            NumaError::InsufficientMemory {
+                requested: 64 << 20,
+                available: 48 << 20
+            }
+        );
+        // 32 MiB fits (read afresh: it is over 1/16 of the limit); 2 MiB is under 1/16
+        // of the limit and reads nothing; a lazy region is never checked.
+        let b = fresh_mock(1);
+        assert!(create_region(&b, 32 << 20, &bind0(), &o, Prefault::Populate).is_ok());
+        let b = fresh_mock(0);
+        assert!(create_region(&b, 2 << 20, &bind0(), &o, Prefault::Touch).is_ok());
+        assert!(create_region(&b, 256 << 20, &bind0(), &o, Prefault::None).is_ok());
+        // Explicit huge pages are not charged to the memory cgroup.
+        let b = fresh_mock(0);
+        let huge = o.huge_pages(HugePages::Explicit2M);
+        assert!(create_region(&b, 64 << 20, &bind0(), &huge, Prefault::Populate).is_ok());
     }
 
     #[test]

@@ -2,6 +2,9 @@
 
 use crate::common;
 
+#[path = "capabilities.rs"]
+mod capabilities;
+
 use std::time::{Duration, Instant};
 
 use common::{Policy, SIZES};
@@ -226,4 +229,6 @@ pub fn main() {
     println!(
         "(discover's raw column makes the same syscalls, without parsing or building anything)"
     );
+    println!();
+    capabilities::report(quick);
 }

@@ -2,6 +2,9 @@
 
 use crate::behaviour;
 
+#[path = "cgroup_limit.rs"]
+mod cgroup_limit;
+
 use std::collections::BTreeMap;
 use std::fs;
 
@@ -195,6 +198,16 @@ pub fn main() {
         check,
         &mut report,
         &mut kernel,
+    );
+
+    // Capabilities (issue 13.3): features against the version, the cgroup limit.
+    report.case(
+        "kernel/capabilities_match_version",
+        &cgroup_limit::features_match_version(&b),
+    );
+    report.case(
+        "kernel/cgroup_memory_limit",
+        &cgroup_limit::cgroup_limit(&b),
     );
 
     // Weighted interleave: the kernel's table exists from 6.9 on, and then the kernel's

@@ -321,6 +321,8 @@ build_initramfs() { # $1 = payload argument; prints the image path
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
+# cgroup2, for the memory-limit case (the payload makes and removes its own child group).
+mount -t cgroup2 cgroup2 /sys/fs/cgroup 2>/dev/null
 echo NUMAPERF-BOOTED
 # A few 2 MiB huge pages on node 0 only: the hugetlb case needs a node with some and one
 # without (a region bound there must be a typed error, not a SIGBUS at first touch).
