@@ -153,6 +153,21 @@ mod captured {
         let sim = machine();
         let root = write_tree(&sim, "same");
         let read = DeviceMap::from_sysfs(&root);
+        // The `device` links lead where the kernel's do: an interface's to its PCI
+        // function, a namespace's to its controller.
+        let real = |p: &str| fs::canonicalize(root.join(p)).unwrap();
+        let eth0 = read
+            .as_ref()
+            .unwrap()
+            .pci_device_of("eth0")
+            .unwrap()
+            .address;
+        assert_eq!(
+            real("class/net/eth0/device"),
+            real(&format!("bus/pci/devices/{eth0}"))
+        );
+        let controller = real("block/nvme0n1/device");
+        assert_eq!(real("block/nvme0n1").parent(), Some(controller.as_path()));
         remove(&root);
         assert_eq!(read, DeviceMap::of(&sim));
         let read = read.unwrap();

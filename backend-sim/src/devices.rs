@@ -243,16 +243,19 @@ impl SimMachine {
             for i in self.devices.net.iter().filter(|i| i.pci == Some(a)) {
                 let at = format!("{dir}/net/{}", i.name);
                 fs::create_dir_all(root.join(&at))?;
-                link(&format!("../../../../{a}"), &format!("{at}/device"))?;
+                link(&format!("../../../{a}"), &format!("{at}/device"))?;
                 link(&format!("../../{at}"), &format!("class/net/{}", i.name))?;
             }
             for b in self.devices.block.iter().filter(|b| b.pci == Some(a)) {
-                let at = if d.is_nvme() {
-                    format!("{dir}/nvme/nvme{k}/{}", b.name)
+                // `device` names the controller, as the kernel's does.
+                let (at, device) = if d.is_nvme() {
+                    let at = format!("{dir}/nvme/nvme{k}/{}", b.name);
+                    (at, format!("../../nvme{k}"))
                 } else {
-                    format!("{dir}/block/{}", b.name)
+                    (format!("{dir}/block/{}", b.name), format!("../../../{a}"))
                 };
                 fs::create_dir_all(root.join(&at))?;
+                link(&device, &format!("{at}/device"))?;
                 if let Some(n) = b.number {
                     fs::write(root.join(&at).join("dev"), format!("{n}\n"))?;
                 }
