@@ -240,7 +240,7 @@ fn pool_counters_are_compared_between_the_points() {
     assert_eq!(workers.pool_counters().len(), workers.stats().len());
 }
 
-#[cfg(target_os = "linux")]
+#[cfg(all(target_os = "linux", not(feature = "portable")))]
 mod host {
     use super::*;
     use numaperf::locality::DefaultLocality;
