@@ -5,6 +5,11 @@ use crate::common;
 #[path = "capabilities.rs"]
 mod capabilities;
 
+#[path = "growth.rs"]
+mod growth;
+#[path = "peer_prefault.rs"]
+mod peer_prefault;
+
 use std::time::{Duration, Instant};
 
 use common::{Policy, SIZES};
@@ -231,4 +236,8 @@ pub fn main() {
     );
     println!();
     capabilities::report(quick);
+    println!();
+    peer_prefault::report(quick);
+    println!();
+    growth::report(quick);
 }
