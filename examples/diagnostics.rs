@@ -6,7 +6,10 @@
 //!
 //! Everything printed comes from the library (`Capabilities`' `Display`).
 
-use numaperf::{Capabilities, KernelFeature};
+use numaperf::{
+    Capabilities, KernelFeature, LocalityReport, LocalitySnapshot, MemPolicy, NodeId, NodeMask,
+    NumaError, NumaRegion, Prefault, Topology,
+};
 use numaperf_sim::{FaultInjector, SimMachine};
 
 fn section(title: &str) {
@@ -42,6 +45,38 @@ fn main() {
     println!("{}", Capabilities::of(&old));
 
     // ---- Locality report (issue 13.4) --------------------------------------------------
-    // Reserved: the kernel-measured locality report (LocalitySnapshot / LocalityReport)
-    // for this host and the simulated machine goes here.
+    section("locality: this host, 8 MiB bound to its last memory node and populated");
+    match host_locality() {
+        Ok(report) => println!("{report}"),
+        Err(e) => println!("no locality report here: {e}"),
+    }
+
+    section("locality: the simulated machine, 8 MiB bound to node 3 from a thread on node 0");
+    match sim_locality(&sim) {
+        Ok(report) => println!("{report}"),
+        Err(e) => println!("no locality report: {e}"),
+    }
+}
+
+/// What the kernel measured while a region was populated on this host.
+fn host_locality() -> Result<LocalityReport, NumaError> {
+    let topo = Topology::discover()?;
+    let node = topo.memory_nodes().last().ok_or(NumaError::NoUsableNode)?;
+    let before = LocalitySnapshot::take()?;
+    let bind = MemPolicy::Bind(NodeMask::single(node));
+    let region = NumaRegion::anon(8 << 20, bind, Default::default(), Prefault::Populate)?;
+    let before = before.watch_region("buffer", &region)?;
+    LocalityReport::since(&before)
+}
+
+/// The same on the simulator, placed away from the thread on purpose.
+fn sim_locality(sim: &SimMachine) -> Result<LocalityReport, NumaError> {
+    sim.run_on_cpu(0, || {
+        let before = LocalitySnapshot::take_in(sim)?;
+        let bind = MemPolicy::Bind(NodeMask::single(NodeId::new(3)));
+        let region =
+            NumaRegion::anon_in(sim, 8 << 20, bind, Default::default(), Prefault::Populate)?;
+        let before = before.watch_region("far", &region)?;
+        LocalityReport::since(&before)
+    })?
 }

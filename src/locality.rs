@@ -556,13 +556,12 @@ impl fmt::Display for LocalityReport {
             }
         }
         if self.recommendations.is_empty() {
-            writeln!(f, "Recommendations: none")
-        } else {
-            writeln!(f, "Recommendations:")?;
-            for r in &self.recommendations {
-                writeln!(f, "  - {r}")?;
-            }
-            Ok(())
+            return f.write_str("Recommendations: none");
         }
+        f.write_str("Recommendations:")?;
+        for r in &self.recommendations {
+            write!(f, "\n  - {r}")?;
+        }
+        Ok(())
     }
 }
