@@ -3,9 +3,10 @@
 
 use core::fmt;
 
+use numaperf_core::memattrs::{self, BestTarget, MemoryAttributes, TargetMetric};
 use numaperf_core::{
-    CpuSet, KernelWeights, NodeId, NodeInfo, NodeMask, NumaError, OwnedTopology, PlacementBackend,
-    TopologyInfo,
+    CpuSet, KernelWeights, NodeId, NodeInfo, NodeMask, NodeWeights, NumaError, OwnedTopology,
+    PlacementBackend, TopologyInfo,
 };
 
 /// One NUMA node of a [`Topology`]: its id, CPUs and memory (the core's [`NodeInfo`]).
@@ -80,12 +81,17 @@ impl Topology {
             .flat_map(|a| nodes.iter().map(move |b| (a.id(), b.id())))
             .map(|(a, b)| info.distance(a, b).unwrap_or(0))
             .collect();
+        let attributes = nodes
+            .iter()
+            .filter_map(|n| info.memory_attributes(n.id()).map(|a| (n.id(), *a)))
+            .collect();
         let table = OwnedTopology::new(
             nodes.to_vec(),
             distances,
             Some(*info.allowed_nodes()),
             Some(*info.allowed_cpus()),
-        )?;
+        )?
+        .with_memory_attributes(attributes)?;
         Ok(Topology {
             table,
             weights: None,
@@ -137,6 +143,28 @@ impl Topology {
         self.table.cpu_node(cpu)
     }
 
+    /// A memory node's bandwidth and latency figures from its best initiators and its
+    /// memory tier, as the kernel tells them (`None`: nothing known).
+    pub fn memory_attributes(&self, node: NodeId) -> Option<&MemoryAttributes> {
+        self.table.memory_attributes(node)
+    }
+
+    /// The best memory node this process may use for work on `cpus`, by bandwidth,
+    /// latency or capacity (hwloc's `get_best_target`; see
+    /// [`numaperf_core::memattrs::best_target`] for the rules).
+    pub fn best_target(&self, cpus: &CpuSet, metric: TargetMetric) -> Option<BestTarget> {
+        memattrs::best_target(&self.table, cpus, metric)
+    }
+
+    /// Weighted-interleave weights for the memory nodes of `nodes` in proportion to their
+    /// bandwidth, as the kernel's `auto` mode derives its global table (see
+    /// [`numaperf_core::memattrs::bandwidth_weights`]); for a region's
+    /// `MemPolicy::WeightedInterleave`, which never touches the global table. `None` when
+    /// no node of `nodes` has a bandwidth figure.
+    pub fn bandwidth_weights(&self, nodes: &NodeMask) -> Option<NodeWeights> {
+        memattrs::bandwidth_weights(&self.table, nodes)
+    }
+
     /// The underlying table (implements [`TopologyInfo`]).
     pub fn table(&self) -> &OwnedTopology {
         &self.table
@@ -174,10 +202,14 @@ impl TopologyInfo for Topology {
     fn distance(&self, from: NodeId, to: NodeId) -> Option<u8> {
         self.table.distance(from, to)
     }
+    fn memory_attributes(&self, node: NodeId) -> Option<&MemoryAttributes> {
+        self.table.memory_attributes(node)
+    }
 }
 
 /// The layout of `numactl --hardware`: nodes, their CPUs, size and free memory in MB,
-/// and the distance matrix.
+/// and the distance matrix; then what is known of memory attributes (one line per node:
+/// tier, and per access class the initiators and figures) and the kernel's weights.
 impl fmt::Display for Topology {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
@@ -208,6 +240,11 @@ impl fmt::Display for Topology {
             }
             writeln!(f)?;
         }
+        for n in self.numa_nodes() {
+            if let Some(a) = self.memory_attributes(n.id()) {
+                write_attributes(f, n.id(), a)?;
+            }
+        }
         if let Some(k) = &self.weights {
             write!(f, "weighted interleave weights:")?;
             for n in self.numa_nodes() {
@@ -221,4 +258,31 @@ impl fmt::Display for Topology {
         }
         Ok(())
     }
+}
+
+/// `node 2 memory: tier 22; access0 from 0: read 2048 MB/s 40 ns, write 2048 MB/s 40 ns`.
+fn write_attributes(f: &mut fmt::Formatter<'_>, node: NodeId, a: &MemoryAttributes) -> fmt::Result {
+    use numaperf_core::memattrs::AccessClass;
+    write!(f, "node {node} memory:")?;
+    let mut sep = " ";
+    if let Some(t) = a.tier {
+        write!(f, " tier {t}")?;
+        sep = "; ";
+    }
+    let figure = |v: Option<u32>, unit: &str| v.map_or("?".into(), |v| format!("{v} {unit}"));
+    for class in AccessClass::ALL {
+        let Some(x) = a.figures(class) else { continue };
+        write!(
+            f,
+            "{sep}{} from {}: read {} {}, write {} {}",
+            class.dir_name(),
+            x.initiators,
+            figure(x.read_bandwidth, "MB/s"),
+            figure(x.read_latency, "ns"),
+            figure(x.write_bandwidth, "MB/s"),
+            figure(x.write_latency, "ns")
+        )?;
+        sep = "; ";
+    }
+    writeln!(f)
 }

@@ -3,23 +3,37 @@
 //! live kernel has no node tree at all (marked as a fallback).
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::{Mode, OFlags};
 
+use numaperf_core::device_sysfs::SysfsTree;
+use numaperf_core::memattrs_sysfs::memory_attributes_from_sysfs;
 use numaperf_core::parse::{meminfo_field, parse_list};
 use numaperf_core::sysfs::{parse_status, topology_from_sysfs, ProcessAllowed};
 use numaperf_core::{
     CpuSet, FileProblem, NodeId, NodeInfo, NodeMask, NumaError, OwnedTopology, SysfsFile,
+    TopologyInfo,
 };
 
 /// Where the kernel publishes NUMA nodes.
 pub const SYSFS_NODE_ROOT: &str = "/sys/devices/system/node";
 
+/// Where the kernel publishes memory tiers (Linux 6.1): `memory_tierN/nodelist`. A
+/// captured node tree's tiers are read from the same place relative to it
+/// (`<root>/../../virtual/memory_tiering`).
+pub const SYSFS_TIERS_ROOT: &str = "/sys/devices/virtual/memory_tiering";
+
 /// Reads the topology under `root` (a node directory such as [`SYSFS_NODE_ROOT`] or a
 /// captured copy), limited by this process's `Mems_allowed`/`Cpus_allowed` when `root`
 /// is the live tree.
+///
+/// The memory nodes' attributes come along (`nodeN/access0` and `access1` initiator
+/// figures, and the memory tiers of [`SYSFS_TIERS_ROOT`], or for a captured `root` of
+/// `<root>/../../virtual/memory_tiering`): absent files are unknown, present ones that
+/// cannot be read or do not parse are errors naming them (see
+/// `numaperf_core::memattrs_sysfs::memory_attributes_from_sysfs`).
 ///
 /// A tree that does not describe a machine is an error naming the file (see
 /// `numaperf_core::sysfs::topology_from_sysfs`). One case only is not: the live root
@@ -30,7 +44,7 @@ pub const SYSFS_NODE_ROOT: &str = "/sys/devices/system/node";
 /// # Errors
 /// [`NumaError::Sysfs`] naming the file that is missing, unreadable, not text, malformed
 /// or inconsistent with the rest of the tree (for a captured `root` that does not exist:
-/// `online`, missing).
+/// `online`, missing); [`NumaError::MemoryTierFile`] for a tier's bad `nodelist`.
 pub fn read_topology(root: impl AsRef<Path>) -> Result<OwnedTopology, NumaError> {
     read_topology_at(root.as_ref()).map(|(t, _)| t)
 }
@@ -73,7 +87,48 @@ fn read_tree(
         Err(e) => return Err(SysfsFile::root("online").error(file_problem(e))),
     };
     let topology = topology_from_sysfs(|p| read_file_at(dir.as_fd(), Path::new(p)), allowed)?;
-    Ok((topology, Some(dir)))
+    let tiers = if root == Path::new(SYSFS_NODE_ROOT) {
+        PathBuf::from(SYSFS_TIERS_ROOT)
+    } else {
+        root.join("../../virtual/memory_tiering")
+    };
+    let attributes = memory_attributes_from_sysfs(
+        &mut PathTree(root.to_path_buf()),
+        &mut PathTree(tiers),
+        topology.nodes(),
+        topology.memory_nodes(),
+    )?;
+    Ok((topology.with_memory_attributes(attributes)?, Some(dir)))
+}
+
+/// A directory tree read by path, for the few files beyond the node tree's own.
+struct PathTree(PathBuf);
+
+impl SysfsTree for PathTree {
+    fn read(&mut self, path: &str) -> Result<String, FileProblem> {
+        read_file_at(rustix::fs::CWD, &self.0.join(path))
+    }
+
+    fn list(&mut self, dir: &str) -> Result<Vec<String>, FileProblem> {
+        let io = |e: std::io::Error| match e.raw_os_error() {
+            Some(raw) => file_problem(rustix::io::Errno::from_raw_os_error(raw)),
+            None => FileProblem::Unreadable(numaperf_core::Errno::EIO),
+        };
+        fs::read_dir(self.0.join(dir))
+            .map_err(io)?
+            .map(|e| {
+                let name = e.map_err(io)?.file_name();
+                name.into_string().map_err(|_| FileProblem::NotText)
+            })
+            .collect()
+    }
+
+    fn resolve(&mut self, path: &str) -> Result<String, FileProblem> {
+        let real = fs::canonicalize(self.0.join(path)).map_err(|_| FileProblem::Missing)?;
+        real.into_os_string()
+            .into_string()
+            .map_err(|_| FileProblem::NotText)
+    }
 }
 
 /// What `/proc/self/status` says in `Cpus_allowed_list` and `Mems_allowed_list`, asked of
@@ -185,7 +240,7 @@ fn single_node(allowed: ProcessAllowed) -> Result<OwnedTopology, NumaError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use numaperf_core::TopologyInfo;
+    use numaperf_core::memattrs::AccessClass;
 
     #[test]
     fn long_files_are_read_whole() {
@@ -385,5 +440,103 @@ mod tests {
                 if file == SysfsFile::root("online")),
             "{r:?}"
         );
+    }
+
+    /// A two-node tree laid out as `/sys` is (`<dir>/devices/system/node`, tiers in
+    /// `<dir>/devices/virtual/memory_tiering`): node 1's memory reached from node 0.
+    fn with_attributes(name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+        let sys =
+            std::env::temp_dir().join(format!("numaperf-attrs-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&sys);
+        let root = sys.join("devices/system/node");
+        fs::create_dir_all(&root).unwrap();
+        let tree = captured(&format!("tree-{name}"), |_| {});
+        fs::remove_dir_all(&root).unwrap();
+        fs::rename(&tree, &root).unwrap();
+        let dir = root.join("node1/access1/initiators");
+        fs::create_dir_all(&dir).unwrap();
+        std::os::unix::fs::symlink("../../../node0", dir.join("node0")).unwrap();
+        for (file, v) in [("read_bandwidth", "2048\n"), ("read_latency", "40\n")] {
+            fs::write(dir.join(file), v).unwrap();
+        }
+        let tiers = sys.join("devices/virtual/memory_tiering");
+        for (tier, list) in [(4, "0\n"), (22, "1\n")] {
+            fs::create_dir_all(tiers.join(format!("memory_tier{tier}"))).unwrap();
+            fs::write(tiers.join(format!("memory_tier{tier}/nodelist")), list).unwrap();
+        }
+        (sys, root)
+    }
+
+    #[test]
+    fn captured_memory_attributes_and_tiers_load() {
+        let (sys, root) = with_attributes("good");
+        let t = read_topology(&root);
+        fs::remove_dir_all(&sys).unwrap();
+        let t = t.unwrap();
+        let a = t.memory_attributes(NodeId::new(1)).unwrap();
+        let f = a.figures(AccessClass::CpuInitiator).unwrap();
+        assert_eq!(f.initiators, NodeMask::single(NodeId::new(0)));
+        assert_eq!((f.read_bandwidth, f.read_latency), (Some(2048), Some(40)));
+        assert_eq!((f.write_bandwidth, a.tier), (None, Some(22)));
+        assert!(a.figures(AccessClass::AnyInitiator).is_none());
+        let a0 = t.memory_attributes(NodeId::new(0)).unwrap();
+        assert_eq!(
+            (a0.tier, a0.figures(AccessClass::CpuInitiator)),
+            (Some(4), None)
+        );
+        // A node tree without either: nothing known, no error.
+        let plain = read_captured("no-attrs", |_| {}).unwrap();
+        assert!(plain.memory_attributes(NodeId::new(1)).is_none());
+    }
+
+    #[test]
+    fn corrupt_memory_attribute_files_are_named() {
+        let (sys, root) = with_attributes("bad");
+        fs::write(root.join("node1/access1/initiators/read_latency"), "4O\n").unwrap();
+        let bad_figure = read_topology(&root);
+        fs::write(root.join("node1/access1/initiators/read_latency"), "40\n").unwrap();
+        let tier = sys.join("devices/virtual/memory_tiering/memory_tier22/nodelist");
+        fs::write(&tier, "1-\n").unwrap();
+        let bad_tier = read_topology(&root);
+        fs::remove_dir_all(&sys).unwrap();
+        let file = SysfsFile::node(NodeId::new(1), "access1/initiators/read_latency");
+        assert!(
+            matches!(bad_figure, Err(NumaError::Sysfs { file: f, problem: FileProblem::Malformed(_) }) if f == file),
+            "{bad_figure:?}"
+        );
+        assert!(
+            matches!(
+                bad_tier,
+                Err(NumaError::MemoryTierFile {
+                    tier: 22,
+                    problem: FileProblem::Malformed(_)
+                })
+            ),
+            "{bad_tier:?}"
+        );
+    }
+
+    #[test]
+    fn live_tiers_match_the_tiering_tree() {
+        let t = read_topology(SYSFS_NODE_ROOT).unwrap();
+        let Ok(dir) = fs::read_dir(SYSFS_TIERS_ROOT) else {
+            eprintln!("skipped: this kernel has no {SYSFS_TIERS_ROOT}");
+            return;
+        };
+        let mut listed = 0;
+        for e in dir.flatten() {
+            let name = e.file_name().into_string().unwrap();
+            let Some(tier) = numaperf_core::memattrs::parse_tier_dir(&name) else {
+                continue;
+            };
+            let text = fs::read_to_string(e.path().join("nodelist")).unwrap();
+            let nodes: NodeMask = parse_list(&text).unwrap();
+            for n in nodes.iter() {
+                let got = t.memory_attributes(n).and_then(|a| a.tier);
+                assert_eq!(got, Some(tier), "node {n}");
+                listed += 1;
+            }
+        }
+        assert!(listed > 0, "the tiering tree lists no node");
     }
 }

@@ -4,6 +4,7 @@
 use std::fs;
 use std::path::Path;
 
+use numaperf_core::memattrs::{AccessClass, AccessFigures, MemoryAttributes};
 use numaperf_core::sysfs::{topology_from_sysfs, ProcessAllowed};
 use numaperf_core::{
     CpuSet, Errno, FileProblem, HugePages, NodeId, NodeInfo, NodeMask, NumaError, OwnedTopology,
@@ -20,6 +21,8 @@ pub struct SimBuilder {
     huge: Vec<(NodeId, u64, u64)>,
     allowed: Option<NodeMask>,
     page_size: Option<usize>,
+    /// Memory attributes and tiers by node, as given (see `memattrs.rs`).
+    attributes: Vec<(NodeId, MemoryAttributes)>,
     /// Devices attached with `device` (see `devices.rs`).
     pub(crate) devices: Vec<crate::devices::SimDevice>,
 }
@@ -54,6 +57,35 @@ impl SimBuilder {
         };
         self.huge.push((NodeId::new(node), h2, h1));
         self
+    }
+
+    /// Gives a memory node the figures the firmware would give for one access class
+    /// (`access0`: best initiators of any kind, `access1`: best CPU initiators), as the
+    /// kernel shows them in `nodeN/accessC/initiators` (replacing earlier figures of that
+    /// class). [`SimBuilder::build`] refuses a node that is not a memory node, and
+    /// initiators that are not nodes of the machine.
+    pub fn access_figures(mut self, node: u32, class: AccessClass, figures: AccessFigures) -> Self {
+        let a = self.attributes_of(NodeId::new(node));
+        *a = a.with_figures(class, figures);
+        self
+    }
+
+    /// Puts a memory node in a memory tier (`memory_tierN`; DRAM is 4 by default).
+    pub fn memory_tier(mut self, node: u32, tier: u32) -> Self {
+        let a = self.attributes_of(NodeId::new(node));
+        *a = a.with_tier(tier);
+        self
+    }
+
+    fn attributes_of(&mut self, node: NodeId) -> &mut MemoryAttributes {
+        let at = match self.attributes.iter().position(|(n, _)| *n == node) {
+            Some(i) => i,
+            None => {
+                self.attributes.push((node, MemoryAttributes::new()));
+                self.attributes.len() - 1
+            }
+        };
+        &mut self.attributes[at].1
     }
 
     /// Limits the nodes this process may use, as a cgroup cpuset would.
@@ -121,7 +153,8 @@ impl SimBuilder {
                 given.map_or(if to == from { 10 } else { 21 }, |d| d.2)
             })
             .collect();
-        let topo = OwnedTopology::new(infos, matrix, self.allowed, None)?;
+        let topo = OwnedTopology::new(infos, matrix, self.allowed, None)?
+            .with_memory_attributes(self.attributes.clone())?;
         let devices = crate::devices::device_table(&self.devices, &topo)?;
         let mut machine = SimMachine::new(topo, &self.huge, page_size);
         machine.devices = devices;
@@ -220,11 +253,14 @@ impl SimMachine {
     }
 
     /// Replays a captured sysfs node tree (`online`, `nodeN/cpulist`, `nodeN/meminfo`,
-    /// `nodeN/distance`) with the same strict reader the Linux backend uses.
+    /// `nodeN/distance`) with the same strict reader the Linux backend uses, and the
+    /// memory attributes it carries (`nodeN/access0` and `access1`; memory tiers in
+    /// `<dir>/../../virtual/memory_tiering`, where `/sys` has them), absent ones unknown.
     ///
     /// # Errors
     /// [`NumaError::Sysfs`] naming the file that is missing (for a `dir` that does not
-    /// exist: `online`), unreadable, not text, malformed or inconsistent with the tree.
+    /// exist: `online`), unreadable, not text, malformed or inconsistent with the tree;
+    /// [`NumaError::MemoryTierFile`] for a tier's bad `nodelist`.
     pub fn from_sysfs_dir(dir: impl AsRef<Path>) -> Result<Self, NumaError> {
         Self::from_sysfs_dir_with_page_size(dir, PAGE_SIZE)
     }
@@ -250,6 +286,8 @@ impl SimMachine {
             String::from_utf8(bytes).map_err(|_| FileProblem::NotText)
         };
         let topo = topology_from_sysfs(read, ProcessAllowed::default())?;
+        let attributes = crate::memattrs::read_attributes(dir, &topo)?;
+        let topo = topo.with_memory_attributes(attributes)?;
         Ok(SimMachine::new(topo, &[], page_size))
     }
 }

@@ -15,7 +15,9 @@ impl SimMachine {
     /// Writes this machine's node tree under `dir` (created if missing), as the kernel
     /// publishes `/sys/devices/system/node`: `online`, `possible`, `has_cpu`,
     /// `has_memory`, and per node `nodeN/cpulist`, `nodeN/meminfo` (total, free now and
-    /// used, in kB) and `nodeN/distance` (one entry per online node, in id order).
+    /// used, in kB) and `nodeN/distance` (one entry per online node, in id order); the
+    /// memory attributes the machine has, as `nodeN/accessC/initiators/` (and its tiers
+    /// beside the tree, when `dir` is a `.../devices/system/node` as in `/sys`).
     ///
     /// ```
     /// # use numaperf_core::{PlacementBackend, TopologyInfo};
@@ -69,6 +71,7 @@ impl SimMachine {
             row.push('\n');
             fs::write(node.join("distance"), row)?;
         }
+        crate::memattrs::write_attributes(topo, dir)?;
         Ok(())
     }
 }

@@ -17,6 +17,7 @@ mod devices;
 mod fault;
 mod hooked;
 mod machine;
+mod memattrs;
 mod memory;
 mod thread_policy;
 mod threads;

@@ -166,6 +166,14 @@ pub enum NumaError {
         /// What is wrong with it.
         problem: FileProblem,
     },
+    /// A memory tier's `nodelist` (`/sys/devices/virtual/memory_tiering/memory_tierN`)
+    /// that is unreadable, malformed or names a node twice or not online.
+    MemoryTierFile {
+        /// The tier number `N`.
+        tier: u32,
+        /// What is wrong with it.
+        problem: FileProblem,
+    },
     /// An operating-system call failed with this errno.
     Os {
         /// The call, e.g. `"mbind"`.
@@ -403,6 +411,9 @@ impl fmt::Display for NumaError {
                 file,
                 problem,
             } => write!(f, "{device}/{file}: {problem}"),
+            NumaError::MemoryTierFile { tier, problem } => {
+                write!(f, "memory_tiering/memory_tier{tier}/nodelist: {problem}")
+            }
             NumaError::Os { op, errno } => write!(f, "{op} failed: {errno}"),
         }
     }
@@ -426,9 +437,10 @@ impl From<NumaError> for std::io::Error {
                 K::OutOfMemory
             }
             NumaError::Unsupported { .. } => K::Unsupported,
-            NumaError::Sysfs { .. } | NumaError::Parse(_) | NumaError::DeviceFile { .. } => {
-                K::InvalidData
-            }
+            NumaError::Sysfs { .. }
+            | NumaError::Parse(_)
+            | NumaError::DeviceFile { .. }
+            | NumaError::MemoryTierFile { .. } => K::InvalidData,
             NumaError::PlacementViolated { .. } | NumaError::PoolShutDown => K::Other,
             _ => K::InvalidInput,
         };

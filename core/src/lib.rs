@@ -32,6 +32,9 @@ pub mod locality;
 pub mod locality_grade;
 #[cfg(feature = "alloc")]
 pub mod locality_parse;
+pub mod memattrs;
+#[cfg(feature = "alloc")]
+pub mod memattrs_sysfs;
 pub mod node;
 pub mod options;
 pub mod parse;

@@ -3,6 +3,7 @@
 //! ([`FixedTopology`]) and (with `alloc`) an owned one ([`OwnedTopology`]).
 
 use crate::error::NumaError;
+use crate::memattrs::MemoryAttributes;
 use crate::node::{CpuSet, NodeId, NodeMask};
 
 /// The queries policy logic needs from a topology.
@@ -51,6 +52,14 @@ pub trait TopologyInfo {
     /// Number of online nodes.
     fn node_count(&self) -> usize {
         self.nodes().count()
+    }
+
+    /// What the firmware tells about a memory node's bandwidth and latency from its best
+    /// initiators, and its memory tier (`None`: nothing known, always so for a
+    /// [`FixedTopology`]). See [`crate::memattrs`] for the queries over them.
+    fn memory_attributes(&self, node: NodeId) -> Option<&MemoryAttributes> {
+        let _ = node;
+        None
     }
 }
 
@@ -333,15 +342,19 @@ pub use owned::OwnedTopology;
 mod owned {
     use super::{matrix_distance, NodeInfo, Summary, TopologyInfo};
     use crate::error::NumaError;
+    use crate::memattrs::MemoryAttributes;
     use crate::node::{CpuSet, NodeId, NodeMask};
     use alloc::vec::Vec;
 
-    /// A topology of any size, owned: what a backend reads from the system.
+    /// A topology of any size, owned: what a backend reads from the system, with the
+    /// memory attributes of the nodes that have any.
     #[derive(Clone, Debug, PartialEq, Eq)]
     pub struct OwnedTopology {
         nodes: Vec<NodeInfo>,
         distances: Vec<u8>,
         summary: Summary,
+        /// Sorted by node id; only nodes with something known.
+        attributes: Vec<(NodeId, MemoryAttributes)>,
     }
 
     impl OwnedTopology {
@@ -361,7 +374,45 @@ mod owned {
                 nodes,
                 distances,
                 summary,
+                attributes: Vec::new(),
             })
+        }
+
+        /// The same table with these nodes' memory attributes (replacing any it had);
+        /// entries with nothing known are dropped.
+        ///
+        /// # Errors
+        /// [`NumaError::InvalidTopology`] for an attribute of a node that is not online or
+        /// has no memory, a node given twice, or figures whose initiators are not online.
+        pub fn with_memory_attributes(
+            mut self,
+            mut attributes: Vec<(NodeId, MemoryAttributes)>,
+        ) -> Result<Self, NumaError> {
+            attributes.retain(|(_, a)| !a.is_empty());
+            attributes.sort_by_key(|(n, _)| *n);
+            if attributes.windows(2).any(|w| w[0].0 == w[1].0) {
+                return Err(NumaError::InvalidTopology(
+                    "memory attributes given twice for a node",
+                ));
+            }
+            for (node, attrs) in &attributes {
+                if !self.summary.memory.contains(*node) {
+                    return Err(NumaError::InvalidTopology(
+                        "memory attributes for a node that is not an online memory node",
+                    ));
+                }
+                let initiators_online = crate::memattrs::AccessClass::ALL
+                    .into_iter()
+                    .filter_map(|c| attrs.figures(c))
+                    .all(|f| f.initiators.is_subset(&self.summary.online));
+                if !initiators_online {
+                    return Err(NumaError::InvalidTopology(
+                        "memory attributes name an initiator that is not online",
+                    ));
+                }
+            }
+            self.attributes = attributes;
+            Ok(self)
         }
 
         /// The same table, marked as assumed rather than read: a backend that found no
@@ -386,6 +437,11 @@ mod owned {
 
     impl TopologyInfo for OwnedTopology {
         topology_info!();
+
+        fn memory_attributes(&self, node: NodeId) -> Option<&MemoryAttributes> {
+            let at = self.attributes.binary_search_by_key(&node, |(n, _)| *n);
+            at.ok().map(|i| &self.attributes[i].1)
+        }
     }
 }
 

@@ -448,5 +448,9 @@ pub fn cases() -> Vec<Case<LinuxBackend>> {
             name: "vec_pages_follow_thread_policy",
             run: super::thread_policy::vec_pages_follow_thread_policy,
         },
+        Case {
+            name: "memory_attributes_match_sysfs",
+            run: super::memattrs::memory_attributes_match_sysfs,
+        },
     ]
 }

@@ -20,6 +20,8 @@ mod devices;
 #[cfg(target_os = "linux")]
 pub mod linux;
 mod ltp;
+#[cfg(target_os = "linux")]
+mod memattrs;
 pub mod thread_policy;
 pub mod trials;
 mod truth;

@@ -351,11 +351,31 @@ qemu_topology() { # $1 = topology name; prints QEMU arguments
                      "-device e1000,bus=b1,addr=0x3,netdev=n1,romfile= -netdev user,id=n1"
             fi ;;
         4node-cxl)
-            local a="-smp 2 -m 1G" n
+            local a="-smp 2 -m 1G" n i t lat bw
+            # x86_64: an ACPI HMAT (nodes 2 and 3 are CXL-like memory of initiators 0 and
+            # 1), for the memory-attributes case: the kernel shows each node's figures in
+            # nodeN/access0 and access1 (node2: read_bandwidth 2048, read_latency 40).
+            [ "$arch" = x86_64 ] && a="-machine hmat=on $a"
             for n in 0 1 2 3; do
                 a="$a -object memory-backend-ram,id=m$n,size=256M -numa node,nodeid=$n,memdev=m$n"
                 [ $n -lt 2 ] && a="$a,cpus=$n"
+                [ "$arch" = x86_64 ] && a="$a,initiator=$((n % 2))"
             done
+            if [ "$arch" = x86_64 ]; then
+                for i in 0 1; do
+                    for t in 0 1 2 3; do
+                        if [ $t = $i ]; then lat=10 bw=10G
+                        elif [ $t -lt 2 ]; then lat=20 bw=5G
+                        elif [ $((t - 2)) = $i ]; then lat=40 bw=2G
+                        else lat=60 bw=1G
+                        fi
+                        a="$a -numa hmat-lb,initiator=$i,target=$t,hierarchy=memory"
+                        a="$a,data-type=access-latency,latency=$lat"
+                        a="$a -numa hmat-lb,initiator=$i,target=$t,hierarchy=memory"
+                        a="$a,data-type=access-bandwidth,bandwidth=$bw"
+                    done
+                done
+            fi
             echo "$a -numa dist,src=0,dst=1,val=21 -numa dist,src=0,dst=2,val=31" \
                  "-numa dist,src=0,dst=3,val=31 -numa dist,src=1,dst=2,val=31" \
                  "-numa dist,src=1,dst=3,val=31 -numa dist,src=2,dst=3,val=41" ;;
