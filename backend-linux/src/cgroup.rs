@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
 use numaperf_core::cgroup::{
-    levels, parse_cgroup_mounts, parse_limit, parse_proc_cgroup, parse_usage, relative_to_mount,
-    unescape_mount_path, CgroupVersion, MemoryLimit,
+    levels, parse_cgroup_mounts, parse_limit, parse_proc_cgroup, parse_stat_file_pages,
+    parse_usage, relative_to_mount, unescape_mount_path, CgroupVersion, MemoryLimit,
 };
 use numaperf_core::{FileProblem, MemoryCgroup, NumaError, SysfsFile};
 use rustix::fd::{AsFd, OwnedFd};
@@ -38,6 +38,8 @@ pub(crate) struct CgroupReader {
 
 const MOUNTINFO: SysfsFile = SysfsFile::root("/proc/self/mountinfo");
 const PROC_CGROUP: SysfsFile = SysfsFile::root("/proc/self/cgroup");
+/// A level's counters, for its page cache.
+const STAT: &str = "memory.stat";
 
 impl CgroupReader {
     /// The live process's files.
@@ -150,7 +152,9 @@ impl CgroupReader {
         };
         each(Seen::Cgroup(h.version, path));
         let mut name = heapless::String::<512>::new();
-        let mut text = [0u8; 64];
+        // memory.stat is the longest (about 2 KiB on 6.x); a longer one is read in part,
+        // which can only make the reclaimable page cache look smaller.
+        let mut text = [0u8; 8192];
         let mut read = |level: &str, file: &'static str| -> Result<Option<u64>, NumaError> {
             let f = SysfsFile::root(file);
             name.clear();
@@ -165,6 +169,10 @@ impl CgroupReader {
             let malformed = |e| f.error(FileProblem::Malformed(e));
             if file == h.version.limit_file() {
                 parse_limit(t, h.version).map_err(malformed)
+            } else if file == STAT {
+                parse_stat_file_pages(t, h.version)
+                    .map(Some)
+                    .map_err(malformed)
             } else {
                 parse_usage(t).map(Some).map_err(malformed)
             }
@@ -175,6 +183,7 @@ impl CgroupReader {
             };
             let usage = read(level, h.version.usage_file())?
                 .ok_or(SysfsFile::root(h.version.usage_file()).error(FileProblem::Missing))?;
+            let reclaimable = read(level, STAT)?.unwrap_or(0);
             let mut shown = heapless::String::<512>::new();
             let root = h.root.trim_end_matches('/');
             let sep = if level.is_empty() { "" } else { "/" };
@@ -184,7 +193,14 @@ impl CgroupReader {
             } else {
                 shown.as_str()
             };
-            each(Seen::Level(shown, MemoryLimit { limit, usage }));
+            each(Seen::Level(
+                shown,
+                MemoryLimit {
+                    limit,
+                    usage,
+                    reclaimable,
+                },
+            ));
         }
         Ok(())
     }
@@ -273,6 +289,17 @@ mod tests {
             r.describe().unwrap().unwrap().limited_by.as_deref(),
             Some("/a/b")
         );
+        // Page cache counts as headroom: 48 MiB used, 40 MiB of it file pages.
+        f.file("unified/a/b/memory.current", "50331648\n").file(
+            "unified/a/b/memory.stat",
+            "anon 8388608\nfile 41943040\nactive_file 20971520\ninactive_file 20971520\n",
+        );
+        let l = r.limit(true).unwrap().unwrap();
+        assert_eq!((l.reclaimable, l.headroom()), (40 << 20, 56 << 20));
+        f.file("unified/a/b/memory.stat", "active_file lots\n");
+        let e = r.limit(true).unwrap_err();
+        assert_eq!(e.to_string().split(':').next(), Some("memory.stat"));
+        fs::remove_file(f.dir.join("unified/a/b/memory.stat")).unwrap();
         // No limit anywhere.
         f.file("unified/a/b/memory.max", "max\n");
         assert_eq!(r.limit(true).unwrap(), None);
@@ -295,9 +322,13 @@ mod tests {
             .file("memory/memory.limit_in_bytes", "9223372036854771712\n")
             .file("memory/memory.usage_in_bytes", "123\n")
             .file("memory/job/memory.limit_in_bytes", "33554432\n")
-            .file("memory/job/memory.usage_in_bytes", "8388608\n");
+            .file("memory/job/memory.usage_in_bytes", "8388608\n")
+            .file(
+                "memory/job/memory.stat",
+                "cache 4096\ntotal_inactive_file 4194304\n",
+            );
         let l = f.reader().limit(true).unwrap().unwrap();
-        assert_eq!(l.headroom(), 24 << 20);
+        assert_eq!((l.reclaimable, l.headroom()), (4 << 20, 28 << 20));
         let c = f.reader().describe().unwrap().unwrap();
         assert_eq!(
             (c.version, c.limited_by.as_deref()),

@@ -573,7 +573,11 @@ fn memory_limit(st: &State) -> Option<numaperf_core::MemoryLimit> {
         .filter(|sm| !sm.huge.is_explicit())
         .map(|sm| sm.pages.iter().flatten().count() as u64 * sm.unit as u64)
         .sum();
-    Some(numaperf_core::MemoryLimit { limit, usage })
+    Some(numaperf_core::MemoryLimit {
+        limit,
+        usage,
+        reclaimable: 0,
+    })
 }
 
 /// Takes `pages` from a node if it has them (and is not set to fail).

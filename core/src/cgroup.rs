@@ -36,6 +36,15 @@ impl CgroupVersion {
             CgroupVersion::V2 => "memory.current",
         }
     }
+
+    /// The `memory.stat` keys of the level's page cache, its own and its descendants'
+    /// (v2's counters are hierarchical; v1's hierarchical ones are `total_`).
+    pub const fn file_keys(self) -> [&'static str; 2] {
+        match self {
+            CgroupVersion::V1 => ["total_active_file", "total_inactive_file"],
+            CgroupVersion::V2 => ["active_file", "inactive_file"],
+        }
+    }
 }
 
 impl fmt::Display for CgroupVersion {
@@ -53,15 +62,21 @@ impl fmt::Display for CgroupVersion {
 pub struct MemoryLimit {
     /// The level's limit in bytes (`memory.max`, `memory.limit_in_bytes`).
     pub limit: u64,
-    /// What the level and its descendants use now, in bytes.
+    /// What the level and its descendants use now, in bytes (page cache included).
     pub usage: u64,
+    /// The part of `usage` that is page cache (`memory.stat`'s active and inactive file
+    /// pages), which the kernel reclaims before its OOM killer acts.
+    pub reclaimable: u64,
 }
 
 impl MemoryLimit {
-    /// Bytes that may still be charged before the level's OOM killer acts (0 when the
-    /// usage is at or beyond the limit).
+    /// Bytes that may still be charged before the level's OOM killer acts: the limit
+    /// less what is used and cannot be reclaimed (0 when that is at or beyond the limit).
+    /// Page cache counts as free, as the kernel's reclaim takes it first; dirty pages
+    /// under writeback and locked ones it cannot take, so the figure may be high then.
     pub const fn headroom(&self) -> u64 {
-        self.limit.saturating_sub(self.usage)
+        let kept = self.usage.saturating_sub(self.reclaimable);
+        self.limit.saturating_sub(kept)
     }
 
     /// The tighter of two limits: the one with less headroom (on a tie, the lower limit).
@@ -216,6 +231,31 @@ pub fn parse_limit(text: &str, version: CgroupVersion) -> Result<Option<u64>, Pa
     }
     let bytes = parse_bytes(t)?;
     Ok((version == CgroupVersion::V2 || bytes < V1_UNLIMITED).then_some(bytes))
+}
+
+/// The page cache of a level from its `memory.stat` text: the sum of `version`'s
+/// [`CgroupVersion::file_keys`] (a key the file lacks counts 0).
+///
+/// # Errors
+/// A [`ParseError`] for a value of those keys that is not a decimal number (its position
+/// in `text`).
+pub fn parse_stat_file_pages(text: &str, version: CgroupVersion) -> Result<u64, ParseError> {
+    let keys = version.file_keys();
+    let mut sum: u64 = 0;
+    let mut offset = 0;
+    for line in text.split('\n') {
+        let here = offset;
+        offset += line.len() + 1;
+        let Some((key, value)) = line.split_once(' ') else {
+            continue;
+        };
+        if keys.contains(&key) {
+            let v =
+                parse_bytes(value.trim()).map_err(|e| at(e.kind, here + key.len() + 1 + e.pos))?;
+            sum = sum.saturating_add(v);
+        }
+    }
+    Ok(sum)
 }
 
 /// A usage file's text (`memory.current`, `memory.usage_in_bytes`): bytes.
@@ -373,10 +413,12 @@ mod tests {
         let parent = MemoryLimit {
             limit: 1 << 30,
             usage: (1 << 30) - (16 << 20),
+            reclaimable: 0,
         };
         let child = MemoryLimit {
             limit: 64 << 20,
             usage: 0,
+            reclaimable: 0,
         };
         assert_eq!(parent.tighter(child), parent);
         assert_eq!(child.tighter(parent), parent);
@@ -384,13 +426,34 @@ mod tests {
         let over = MemoryLimit {
             limit: 10,
             usage: 20,
+            reclaimable: 0,
         };
         assert_eq!(over.headroom(), 0);
+        // Page cache is taken back before the OOM killer acts.
+        let cached = MemoryLimit {
+            limit: 64 << 20,
+            usage: 60 << 20,
+            reclaimable: 40 << 20,
+        };
+        assert_eq!(cached.headroom(), 44 << 20);
+        assert_eq!(cached.tighter(child), cached);
+    }
+
+    #[test]
+    fn page_cache_is_read_from_memory_stat() {
+        let v2 = "anon 4096\nfile 12288\nactive_file 4096\ninactive_file 8192\nshmem 0\n";
+        assert_eq!(parse_stat_file_pages(v2, CgroupVersion::V2), Ok(12288));
+        let v1 = "cache 100\nactive_file 1\ntotal_active_file 4096\ntotal_inactive_file 4096\n";
+        assert_eq!(parse_stat_file_pages(v1, CgroupVersion::V1), Ok(8192));
+        assert_eq!(parse_stat_file_pages("anon 1\n", CgroupVersion::V2), Ok(0));
+        let e = parse_stat_file_pages("anon 1\ninactive_file x\n", CgroupVersion::V2);
+        assert_eq!(e, Err(at(ParseErrorKind::ExpectedNumber, 21)));
     }
 
     proptest::proptest! {
         #[test]
         fn parsers_never_panic(s in "\\PC{0,64}") {
+            let _ = parse_stat_file_pages(&s, CgroupVersion::V2);
             let _ = parse_proc_cgroup(&s);
             let _ = parse_cgroup_mounts(&s);
             let _ = parse_limit(&s, CgroupVersion::V1);

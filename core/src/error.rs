@@ -75,11 +75,13 @@ pub enum NumaError {
         /// The first kernel version that has it, e.g. `"Linux 6.9"`.
         since: &'static str,
     },
-    /// The nodes the policy allows lack the free memory the region needs.
+    /// The nodes the policy allows lack the free memory the region needs, or the
+    /// process's memory cgroup (or an ancestor) lacks the headroom for it.
     InsufficientMemory {
         /// Bytes the region needs.
         requested: u64,
-        /// Bytes free on the allowed nodes when checked.
+        /// Bytes free on the allowed nodes when checked, or the cgroup's headroom when
+        /// that is what is short.
         available: u64,
     },
     /// Explicit huge pages of this size are not reserved (or none are free on the
@@ -356,7 +358,7 @@ impl fmt::Display for NumaError {
                 available,
             } => write!(
                 f,
-                "insufficient memory on the allowed nodes: {requested} bytes requested, {available} free"
+                "insufficient memory: {requested} bytes requested, {available} available (free on the allowed nodes, or the memory cgroup's headroom)"
             ),
             NumaError::HugePagesUnavailable { page_size } => write!(
                 f,

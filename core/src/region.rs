@@ -707,6 +707,7 @@ mod tests {
             let l = crate::cgroup::MemoryLimit {
                 limit: 64 << 20,
                 usage: 16 << 20,
+                reclaimable: 0,
             };
             b.expect_memory_limit()
                 .withf(|fresh| !*fresh)

@@ -271,10 +271,11 @@ impl fmt::Display for Capabilities {
                 match (c.limit, &c.limited_by) {
                     (Some(l), by) => writeln!(
                         f,
-                        ": limit {} ({}), {} used, {} headroom",
+                        ": limit {} ({}), {} used ({} page cache), {} headroom",
                         Bytes(l.limit),
                         by.as_deref().unwrap_or("?"),
                         Bytes(l.usage),
+                        Bytes(l.reclaimable),
                         Bytes(l.headroom())
                     )?,
                     (None, _) => writeln!(f, ": no limit")?,
@@ -345,7 +346,8 @@ mod tests {
                 path: "/job".into(),
                 limit: Some(MemoryLimit {
                     limit: 64 << 20,
-                    usage: 16 << 20,
+                    usage: 20 << 20,
+                    reclaimable: 4 << 20,
                 }),
                 limited_by: Some("/job".into()),
             }),
@@ -424,7 +426,7 @@ mod tests {
             "THP               madvise",
             "  node0       2 MiB: 3 free of 4",
             "NUMA balancing    off",
-            "memory cgroup     v2 /job: limit 64 MiB (/job), 16 MiB used, 48 MiB headroom",
+            "memory cgroup     v2 /job: limit 64 MiB (/job), 20 MiB used (4 MiB page cache), 48 MiB headroom",
             "CAP_SYS_NICE      no",
             "RLIMIT_MEMLOCK    8 MiB (hard unlimited)",
             "hard mode         supported",
