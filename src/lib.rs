@@ -21,6 +21,7 @@
 
 pub mod capabilities;
 mod devices;
+mod alloc;
 pub mod locality;
 mod place;
 pub mod pool;
@@ -48,6 +49,7 @@ pub use numaperf_core::{
 pub use numaperf_linux::LinuxBackend;
 pub use locality::{LocalityHealth, LocalityReport, LocalitySnapshot};
 pub use numaperf_portable::PortableBackend;
+pub use alloc::{NodeAlloc, NodeGlobalAlloc};
 pub use place::{place, place_in, place_with, PlaceFlags, Placed};
 pub use pool::{Buffer, BufferPool, BufferPoolConfig, WorkerPool, WorkerPoolConfig};
 pub use region::NumaRegion;

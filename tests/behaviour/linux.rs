@@ -449,6 +449,14 @@ pub fn cases() -> Vec<Case<LinuxBackend>> {
             run: super::thread_policy::vec_pages_follow_thread_policy,
         },
         Case {
+            name: "node_alloc_bound_vec_and_boxes",
+            run: super::node_alloc::node_alloc_bound_vec_and_boxes,
+        },
+        Case {
+            name: "node_alloc_interleave_spreads",
+            run: super::node_alloc::node_alloc_interleave_spreads,
+        },
+        Case {
             name: "memory_attributes_match_sysfs",
             run: super::memattrs::memory_attributes_match_sysfs,
         },

@@ -22,6 +22,8 @@ pub mod linux;
 mod ltp;
 #[cfg(target_os = "linux")]
 mod memattrs;
+#[cfg(target_os = "linux")]
+pub mod node_alloc;
 pub mod thread_policy;
 pub mod trials;
 mod truth;
