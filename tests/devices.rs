@@ -5,7 +5,7 @@
 
 use numaperf::{
     DeviceClass, DeviceKind, DeviceMap, DeviceRef, FileProblem, Locality, NodeId, NodeMask,
-    NumaError, PciAddress, TopologyInfo,
+    NumaError, PciAddress,
 };
 use numaperf_core::ParseErrorKind;
 use numaperf_sim::{SimDevice, SimMachine};
@@ -117,30 +117,10 @@ mod captured {
 
     /// `sim` written as a `/sys`-shaped tree: its node tree and its devices.
     fn write_tree(sim: &SimMachine, name: &str) -> PathBuf {
-        use numaperf::PlacementBackend;
         let root =
             std::env::temp_dir().join(format!("numaperf-devtree-{name}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&root);
-        let nodes = root.join("devices/system/node");
-        fs::create_dir_all(&nodes).unwrap();
-        let topo = sim.topology();
-        fs::write(nodes.join("online"), format!("{}\n", topo.nodes())).unwrap();
-        for n in topo.nodes().iter() {
-            let dir = nodes.join(format!("node{n}"));
-            fs::create_dir_all(&dir).unwrap();
-            let cpus = topo.node_cpus(n).unwrap();
-            fs::write(dir.join("cpulist"), format!("{cpus}\n")).unwrap();
-            let kb = topo.node_memory(n).unwrap() / 1024;
-            let meminfo = format!("Node {n} MemTotal: {kb} kB\nNode {n} MemFree: {kb} kB\n");
-            fs::write(dir.join("meminfo"), meminfo).unwrap();
-            let row: Vec<String> = topo
-                .nodes()
-                .iter()
-                .map(|to| topo.distance(n, to).unwrap().to_string())
-                .collect();
-            fs::write(dir.join("distance"), format!("{}\n", row.join(" "))).unwrap();
-        }
-        sim.write_sysfs_devices(&root).unwrap();
+        sim.write_sysfs(&root).unwrap();
         root
     }
 
@@ -168,7 +148,10 @@ mod captured {
         );
         let controller = real("block/nvme0n1/device");
         assert_eq!(real("block/nvme0n1").parent(), Some(controller.as_path()));
+        // The simulator replays the capture, devices included.
+        let replayed = SimMachine::from_sysfs(&root).map(|m| DeviceMap::of(&m));
         remove(&root);
+        assert_eq!(replayed.unwrap(), DeviceMap::of(&sim));
         assert_eq!(read, DeviceMap::of(&sim));
         let read = read.unwrap();
         assert_eq!(read.node_of("eth1.100"), Some(NodeId::new(3)));
