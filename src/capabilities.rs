@@ -1,5 +1,6 @@
 //! [`Capabilities::detect`]: what this machine's kernel and this process let numaperf do,
-//! for code (the fields, [`Capabilities::supports_hard_mode`]) and for people (`Display`).
+//! for code (the fields, [`supports_hard_mode`](numaperf_core::Capabilities::supports_hard_mode))
+//! and for people (`Display`).
 //!
 //! ```
 //! let caps = numaperf::Capabilities::detect();
