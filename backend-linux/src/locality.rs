@@ -237,6 +237,11 @@ mod tests {
         let maps = l.mappings().unwrap();
         assert!(maps.iter().any(|m| m.resident() > 0), "{maps:?}");
         let _ = l.balancing().unwrap();
+        // The balancing lines parse whatever the mode (they are there when the kernel has
+        // CONFIG_NUMA_BALANCING, on or off).
+        let vmstat = read(&l.vmstat).unwrap();
+        let parsed = parse_vmstat_balancing(&vmstat, 1).unwrap();
+        assert_eq!(parsed.is_some(), vmstat.contains("numa_hint_faults "));
         let here = l.current_node().unwrap();
         assert!(before.iter().any(|(n, _)| *n == here) || before.len() == 1);
     }
