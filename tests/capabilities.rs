@@ -3,10 +3,10 @@
 //! simulator's capabilities follow its machine, its missing features and fault injection;
 //! the memory cgroup's headroom refuses a populate that would not fit.
 
-use numaperf::numa_core::capabilities::{MempolicyCalls, NumaBalancing, ThpMode};
+use numaperf::numa_core::capabilities::{MempolicyCalls, ThpMode};
 use numaperf::{
     Capabilities, HardModeBlocker, KernelFeature, MemPolicy, NodeId, NodeMask, NumaError,
-    NumaRegion, PlacementBackend, Prefault, RegionOptions, TopologyInfo,
+    NumaRegion, PlacementBackend, Prefault, RegionOptions,
 };
 use numaperf_sim::{FaultInjector, SimMachine};
 
@@ -82,6 +82,7 @@ fn fault_injection_turns_features_off_over_any_backend() {
     // The same wrapper over the real kernel.
     #[cfg(target_os = "linux")]
     {
+        use numaperf::TopologyInfo;
         let linux = FaultInjector::new(numaperf::LinuxBackend::new().unwrap());
         linux.disable_feature(KernelFeature::PreferredMany);
         assert!(!Capabilities::of(&linux).supports(KernelFeature::PreferredMany));
@@ -141,6 +142,8 @@ fn the_portable_backend_claims_nothing_it_cannot_observe() {
 #[cfg(all(target_os = "linux", not(feature = "portable")))]
 mod linux {
     use super::*;
+    use numaperf::numa_core::capabilities::NumaBalancing;
+    use numaperf::TopologyInfo;
     use std::fs;
 
     fn status_field(name: &str) -> String {
