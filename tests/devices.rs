@@ -4,8 +4,8 @@
 //! devices and corrupt files.
 
 use numaperf::{
-    DeviceClass, DeviceKind, DeviceMap, DeviceRef, FileProblem, Locality, NodeId, NodeMask,
-    NumaError, PciAddress,
+    DeviceClass, DeviceKind, DeviceMap, DeviceRef, Locality, NodeId, NodeMask, NumaError,
+    PciAddress,
 };
 use numaperf_core::ParseErrorKind;
 use numaperf_sim::{SimDevice, SimMachine};
@@ -112,6 +112,7 @@ fn bad_forms_and_absent_devices_are_typed_errors() {
 #[cfg(target_os = "linux")]
 mod captured {
     use super::*;
+    use numaperf::FileProblem;
     use std::fs;
     use std::path::{Path, PathBuf};
 
