@@ -87,47 +87,60 @@ fn read_tree(
         Err(e) => return Err(SysfsFile::root("online").error(file_problem(e))),
     };
     let topology = topology_from_sysfs(|p| read_file_at(dir.as_fd(), Path::new(p)), allowed)?;
-    let tiers = if root == Path::new(SYSFS_NODE_ROOT) {
+    // The tiers: where /sys has them, relative to the node tree (live: one absolute
+    // path; a captured tree: two components up). Opened once, read relative to it.
+    let tiers: PathBuf = if root == Path::new(SYSFS_NODE_ROOT) {
         PathBuf::from(SYSFS_TIERS_ROOT)
     } else {
         root.join("../../virtual/memory_tiering")
     };
+    let tiers = match rustix::fs::open(&tiers, flags, Mode::empty()) {
+        Ok(fd) => Some(fd),
+        Err(rustix::io::Errno::NOENT) => None,
+        Err(e) => return Err(SysfsFile::root("memory_tiering").error(file_problem(e))),
+    };
     let attributes = memory_attributes_from_sysfs(
-        &mut PathTree(root.to_path_buf()),
-        &mut PathTree(tiers),
+        &mut DirTree(Some(dir.as_fd())),
+        &mut DirTree(tiers.as_ref().map(|t| t.as_fd())),
         topology.nodes(),
         topology.memory_nodes(),
     )?;
     Ok((topology.with_memory_attributes(attributes)?, Some(dir)))
 }
 
-/// A directory tree read by path, for the few files beyond the node tree's own.
-struct PathTree(PathBuf);
+/// A tree read relative to its opened root directory (`None`: there is no such tree),
+/// for the memory-attribute files: few path components for kernfs to walk per file.
+struct DirTree<'a>(Option<BorrowedFd<'a>>);
 
-impl SysfsTree for PathTree {
+impl SysfsTree for DirTree<'_> {
     fn read(&mut self, path: &str) -> Result<String, FileProblem> {
-        read_file_at(rustix::fs::CWD, &self.0.join(path))
+        let dir = self.0.ok_or(FileProblem::Missing)?;
+        read_file_at(dir, Path::new(path))
     }
 
-    fn list(&mut self, dir: &str) -> Result<Vec<String>, FileProblem> {
-        let io = |e: std::io::Error| match e.raw_os_error() {
-            Some(raw) => file_problem(rustix::io::Errno::from_raw_os_error(raw)),
-            None => FileProblem::Unreadable(numaperf_core::Errno::EIO),
-        };
-        fs::read_dir(self.0.join(dir))
-            .map_err(io)?
-            .map(|e| {
-                let name = e.map_err(io)?.file_name();
-                name.into_string().map_err(|_| FileProblem::NotText)
-            })
-            .collect()
+    fn list(&mut self, path: &str) -> Result<Vec<String>, FileProblem> {
+        let root = self.0.ok_or(FileProblem::Missing)?;
+        let path = if path.is_empty() { "." } else { path };
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        let fd = rustix::fs::openat(root, path, flags, Mode::empty()).map_err(file_problem)?;
+        let mut dir = rustix::fs::Dir::new(fd).map_err(file_problem)?;
+        let mut names = Vec::new();
+        while let Some(entry) = dir.read() {
+            let entry = entry.map_err(file_problem)?;
+            let name = entry
+                .file_name()
+                .to_str()
+                .map_err(|_| FileProblem::NotText)?;
+            if name != "." && name != ".." {
+                names.push(name.to_owned());
+            }
+        }
+        Ok(names)
     }
 
-    fn resolve(&mut self, path: &str) -> Result<String, FileProblem> {
-        let real = fs::canonicalize(self.0.join(path)).map_err(|_| FileProblem::Missing)?;
-        real.into_os_string()
-            .into_string()
-            .map_err(|_| FileProblem::NotText)
+    /// Not offered (the memory-attribute reader follows no links): `EOPNOTSUPP`.
+    fn resolve(&mut self, _path: &str) -> Result<String, FileProblem> {
+        Err(file_problem(rustix::io::Errno::OPNOTSUPP))
     }
 }
 
