@@ -461,7 +461,19 @@ impl<B: PlacementBackend + Clone + Send + 'static> WorkerPool<B> {
             return Err(NumaError::NoUsableCpu);
         }
         let mask: NodeMask = worker_nodes.iter().copied().collect();
-        let at = |n: NodeId| worker_nodes.iter().position(|&m| m == n).unwrap_or(0);
+        let top = topo
+            .nodes()
+            .iter()
+            .map(|n| n.get() as usize + 1)
+            .max()
+            .unwrap_or(0);
+        // Worker node id -> its index, by table: a lookup per victim of every node would
+        // otherwise make building the victim lists cubic in the node count.
+        let mut index = vec![0usize; top];
+        for (i, n) in worker_nodes.iter().enumerate() {
+            index[n.get() as usize] = i;
+        }
+        let at = |n: NodeId| index.get(n.get() as usize).copied().unwrap_or(0);
         // The other worker nodes, nearest to `n` first.
         let by_distance = |n: NodeId| -> Vec<NodeId> {
             let mut v: Vec<NodeId> = worker_nodes.iter().copied().filter(|&m| m != n).collect();
@@ -469,12 +481,6 @@ impl<B: PlacementBackend + Clone + Send + 'static> WorkerPool<B> {
             v
         };
         let mut order = [NodeId::new(0); MAX_NUMNODES];
-        let top = topo
-            .nodes()
-            .iter()
-            .map(|n| n.get() as usize + 1)
-            .max()
-            .unwrap_or(0);
         let mut route = vec![u16::MAX; top];
         for n in topo.nodes().iter() {
             let target = if mask.contains(n) {
