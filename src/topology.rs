@@ -152,6 +152,29 @@ impl Topology {
     /// The best memory node this process may use for work on `cpus`, by bandwidth,
     /// latency or capacity (hwloc's `get_best_target`; see
     /// [`numaperf_core::memattrs::best_target`] for the rules).
+    ///
+    /// ```
+    /// use numaperf::numa_core::memattrs::{AccessClass, AccessFigures, TargetMetric};
+    /// use numaperf::{CpuSet, NodeId, NodeMask, Topology};
+    /// // DRAM node 0 with CPU 0; CXL node 1, four times larger, slower from node 0.
+    /// let from0 = |bw, lat| AccessFigures {
+    ///     initiators: NodeMask::single(NodeId::new(0)),
+    ///     read_bandwidth: Some(bw), write_bandwidth: Some(bw),
+    ///     read_latency: Some(lat), write_latency: Some(lat),
+    /// };
+    /// let sim = numaperf_sim::SimMachine::builder()
+    ///     .node(1, 64 << 20)
+    ///     .node(0, 256 << 20)
+    ///     .access_figures(0, AccessClass::CpuInitiator, from0(10240, 10))
+    ///     .access_figures(1, AccessClass::CpuInitiator, from0(2048, 40))
+    ///     .build()?;
+    /// let topo = Topology::of_backend(&sim)?;
+    /// let cpu0 = CpuSet::single(0);
+    /// assert_eq!(topo.best_target(&cpu0, TargetMetric::Bandwidth).unwrap().node, NodeId::new(0));
+    /// assert_eq!(topo.best_target(&cpu0, TargetMetric::Latency).unwrap().value, 10);
+    /// assert_eq!(topo.best_target(&cpu0, TargetMetric::Capacity).unwrap().node, NodeId::new(1));
+    /// # Ok::<(), numaperf::NumaError>(())
+    /// ```
     pub fn best_target(&self, cpus: &CpuSet, metric: TargetMetric) -> Option<BestTarget> {
         memattrs::best_target(&self.table, cpus, metric)
     }

@@ -191,27 +191,7 @@ pub struct BestTarget {
 /// runs on, then to the lowest id. `None` when no node has the figure, or `cpus` is on
 /// no node.
 ///
-/// ```
-/// use numaperf_core::memattrs::{best_target, AccessClass, AccessFigures, MemoryAttributes,
-///     TargetMetric};
-/// use numaperf_core::{CpuSet, NodeId, NodeInfo, NodeMask, OwnedTopology};
-/// let n = |i: u32| NodeId::new(i);
-/// let dram = NodeInfo::new(n(0), CpuSet::single(0), 1 << 30, 1 << 30);
-/// let cxl = NodeInfo::new(n(1), CpuSet::new(), 4 << 30, 4 << 30);
-/// let from0 = |bw, lat| AccessFigures { initiators: NodeMask::single(n(0)),
-///     read_bandwidth: Some(bw), write_bandwidth: Some(bw),
-///     read_latency: Some(lat), write_latency: Some(lat) };
-/// let topo = OwnedTopology::new(vec![dram, cxl], vec![10, 31, 31, 10], None, None)?
-///     .with_memory_attributes(vec![
-///         (n(0), MemoryAttributes::new().with_figures(AccessClass::CpuInitiator, from0(10240, 10))),
-///         (n(1), MemoryAttributes::new().with_figures(AccessClass::CpuInitiator, from0(2048, 40))),
-///     ])?;
-/// let cpu0 = CpuSet::single(0);
-/// assert_eq!(best_target(&topo, &cpu0, TargetMetric::Bandwidth).unwrap().node, n(0));
-/// assert_eq!(best_target(&topo, &cpu0, TargetMetric::Latency).unwrap().value, 10);
-/// assert_eq!(best_target(&topo, &cpu0, TargetMetric::Capacity).unwrap().node, n(1));
-/// # Ok::<(), numaperf_core::NumaError>(())
-/// ```
+/// (`numaperf::Topology::best_target` shows it on a simulated CXL machine.)
 pub fn best_target(
     topo: &(impl TopologyInfo + ?Sized),
     cpus: &CpuSet,
