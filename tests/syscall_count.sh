@@ -10,7 +10,10 @@
 # get_mempolicy for the allowed nodes, the root's open and close, one spare) plus 3 per
 # file (online, and cpulist, meminfo, distance per node), plus the kernel's
 # weighted-interleave table: 3 per node file and 4 for the auto-mode file (`auto` tried,
-# then `__auto_type` on 6.18). A parallel populate (64 MiB and more, several CPUs) starts
+# then `__auto_type` on 6.18), and the memory tiers and attributes: the tiering directory
+# (open, openat ".", two getdents64, close, and its own close: 6) plus 3 per tier's
+# nodelist, and per node one probe of access0/initiators and one of access1 (2; a host
+# whose firmware gives access figures reads them too: 3 per file there). A parallel populate (64 MiB and more, several CPUs) starts
 # threads: that case is printed, not limited (std's thread start is most of it; the
 # library adds getcpu, and per thread sched_setaffinity and MADV_POPULATE_WRITE).
 # Prints every case's syscall list.
@@ -32,8 +35,10 @@ meminfo=/sys/devices/system/node/node0/meminfo
 [ -r "$meminfo" ] || meminfo=/proc/meminfo
 node_kib=$(awk '/MemTotal:/ { print $(NF - 1) }' "$meminfo")
 nodes=$(ls -d /sys/devices/system/node/node[0-9]* 2>/dev/null | wc -l)
-echo "this host: THP always (some size): $thp_always; node 0: $node_kib KiB; nodes: $nodes"
-awk -v thp_always="$thp_always" -v node_kib="$node_kib" -v nodes="$nodes" '
+tiers=$( (ls -d /sys/devices/virtual/memory_tiering/memory_tier[0-9]* 2>/dev/null || true) | wc -l)
+attrs=$( (ls -d /sys/devices/system/node/node[0-9]*/access[01]/initiators/*_* 2>/dev/null || true) | wc -l)
+echo "this host: THP always (some size): $thp_always; node 0: $node_kib KiB; nodes: $nodes; memory tiers: $tiers; access files: $attrs"
+awk -v thp_always="$thp_always" -v node_kib="$node_kib" -v nodes="$nodes" -v tiers="$tiers" -v attrs="$attrs" '
     function bytes(name,    n, u) {
         n = name; sub(/[KMG].*/, "", n); u = substr(name, length(n) + 1, 1)
         return n * (u == "K" ? 1024 : u == "M" ? 1048576 : 1073741824)
@@ -41,7 +46,7 @@ awk -v thp_always="$thp_always" -v node_kib="$node_kib" -v nodes="$nodes" '
     /NUMAPERF-MARK begin/ { match($0, /begin [^\\"]*/); name = substr($0, RSTART + 6, RLENGTH - 6); n = 0; list = ""; on = 1; next }
     /NUMAPERF-MARK end/ {
         if (name ~ /parallel/) limit = 1000000
-        else if (name ~ /discover/) { k = nodes > 0 ? nodes : 1; limit = 6 + 3 * (1 + 3 * k) + 3 * k + 4 }
+        else if (name ~ /discover/) { k = nodes > 0 ? nodes : 1; limit = 6 + 3 * (1 + 3 * k) + 3 * k + 4 + (tiers > 0 ? 6 + 3 * tiers : 1) + 2 * k + 3 * attrs }
         else {
             limit = name ~ /THP/ ? 6 : name ~ /none|touch/ ? 3 : 4
             if (name ~ /interleave/ && name !~ /THP/ && thp_always) limit += 1
