@@ -6,6 +6,10 @@ use numaperf::{thread, HugePages, MemPolicy, NodeMask, PlacementBackend, Prefaul
 
 use super::{check, err, memory_nodes, page, two_memory_nodes, Case, CaseResult, Outcome};
 
+/// The Linux case's `Vec`.
+#[cfg(target_os = "linux")]
+const VEC_BYTES: usize = 64 << 20;
+
 /// Pages in a default-policy test mapping.
 const PAGES: usize = 64;
 
@@ -156,12 +160,17 @@ pub fn vec_pages_follow_thread_policy(b: &numaperf::LinuxBackend) -> CaseResult 
     }
     let mut seen = Vec::new();
     for n in memory_nodes(b).iter() {
+        let free = b.free_memory(n, HugePages::None).unwrap_or(0);
+        if free < 2 * VEC_BYTES as u64 {
+            continue;
+        }
         let guard =
             thread::set_policy_in(b, ThreadPolicy::new(MemPolicy::Bind(NodeMask::single(n))))
                 .map_err(err)?;
-        // 8 MiB: far above glibc's mmap threshold, so a fresh mapping faulted under the
-        // thread's policy.
-        let mut v = vec![0u8; 8 << 20];
+        // 64 MiB: above glibc's largest dynamic mmap threshold (32 MiB), so a fresh
+        // mapping faulted under the thread's policy, never heap pages a previous round
+        // freed (an 8 MiB block came back from the heap after one was freed).
+        let mut v = vec![0u8; VEC_BYTES];
         v.iter_mut().step_by(page(b)).for_each(|x| *x = 1);
         drop(guard);
         let p = vec_placement(b, &mut v)?;
@@ -170,6 +179,12 @@ pub fn vec_pages_follow_thread_policy(b: &numaperf::LinuxBackend) -> CaseResult 
             || format!("a Vec touched under Bind({n}): {p}"),
         )?;
         seen.push(format!("bind {n}: {p}"));
+    }
+    if seen.is_empty() {
+        return Ok(Outcome::Skip(format!(
+            "no memory node has {} bytes free",
+            2 * VEC_BYTES
+        )));
     }
     Ok(Outcome::Pass(seen.join("; ")))
 }
