@@ -19,9 +19,9 @@
 #![deny(missing_docs)]
 #![warn(clippy::missing_errors_doc)]
 
+mod alloc;
 pub mod capabilities;
 mod devices;
-mod alloc;
 pub mod locality;
 mod place;
 pub mod pool;
@@ -30,11 +30,13 @@ mod sharded;
 pub mod thread;
 mod topology;
 
+pub use alloc::{NodeAlloc, NodeGlobalAlloc};
 pub use capabilities::{Capabilities, HardModeBlocker, KernelFeature, KernelVersion};
 /// Pads and aligns a value to the cache line (128 bytes on x86_64, aarch64 and powerpc64):
 /// crossbeam-utils' type, re-exported.
 pub use crossbeam_utils::CachePadded;
 pub use devices::DeviceMap;
+pub use locality::{LocalityHealth, LocalityReport, LocalitySnapshot};
 pub use numaperf_core::{
     CpuLocation, CpuSet, Enforcement, Errno, FileProblem, HugePages, KernelWeights, Mapping,
     MappingInfo, MemPolicy, NodeId, NodeMask, NodeMode, NodeWeights, NumaError, OptionConflict,
@@ -47,9 +49,7 @@ pub use numaperf_core::{
 };
 #[cfg(target_os = "linux")]
 pub use numaperf_linux::LinuxBackend;
-pub use locality::{LocalityHealth, LocalityReport, LocalitySnapshot};
 pub use numaperf_portable::PortableBackend;
-pub use alloc::{NodeAlloc, NodeGlobalAlloc};
 pub use place::{place, place_in, place_with, PlaceFlags, Placed};
 pub use pool::{Buffer, BufferPool, BufferPoolConfig, WorkerPool, WorkerPoolConfig};
 pub use region::NumaRegion;

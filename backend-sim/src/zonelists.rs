@@ -147,9 +147,7 @@ mod tests {
             let mut free: Vec<u64> = sim.usage().iter().map(|u| u.free / 4096).collect();
             for p in 0..pages {
                 let at = m.as_ptr().wrapping_add(p * 4096);
-                sim.run_on_cpu(1, || sim.touch(at, 1))
-                    .unwrap()
-                    .unwrap();
+                sim.run_on_cpu(1, || sim.touch(at, 1)).unwrap().unwrap();
                 let ilx = interleave_index(m.as_ptr() as usize, at as usize, 12, 0);
                 let mut order = [NodeId::new(0); 4];
                 let k =
