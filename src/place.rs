@@ -46,6 +46,11 @@ pub struct Placed {
 /// # Ok::<(), numaperf::NumaError>(())
 /// ```
 ///
+/// For a [`crate::NumaRegion`]'s own memory use its [`crate::NumaRegion::set_policy`] and
+/// [`crate::NumaRegion::migrate`] instead: `place` on a region's slice changes the pages'
+/// policy behind the region's back, so the policy and enforcement the region reports
+/// (its `Hard` included) no longer describe them.
+///
 /// # Errors
 /// [`NumaError::NoWholePage`] when `buf` holds no whole page, validation errors of the
 /// policy ([`MemPolicy::validate`]), [`NumaError::FileBackedMemory`] for an ordinary file

@@ -168,6 +168,23 @@ fn dropping_the_allocator_unmaps_everything() {
 }
 
 #[test]
+fn slabs_on_pages_larger_than_a_slab_unmap_cleanly() {
+    // 1 MiB base pages: a 256 KiB slab is mapped as one larger page.
+    let sim = SimMachine::builder()
+        .base_page_size(1 << 20)
+        .node(1, 64 << 20)
+        .build()
+        .unwrap();
+    {
+        let a = NodeAlloc::new_in(&sim, bind(0)).unwrap();
+        let b = Box::new_in(7u64, &a);
+        assert_eq!(*b, 7);
+        assert_eq!(sim.mapping_count(), 1);
+    }
+    assert_eq!(sim.mapping_count(), 0);
+}
+
+#[test]
 fn node_alloc_is_send_and_sync() {
     fn check<T: Send + Sync>() {}
     check::<NodeAlloc<&'static SimMachine>>();

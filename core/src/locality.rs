@@ -66,21 +66,21 @@ impl NumaStat {
     ) {
         if placed == this {
             if placed == preferred {
-                self.numa_hit += 1;
+                self.numa_hit = self.numa_hit.wrapping_add(1);
                 if interleave {
-                    self.interleave_hit += 1;
+                    self.interleave_hit = self.interleave_hit.wrapping_add(1);
                 }
             } else {
-                self.numa_miss += 1;
+                self.numa_miss = self.numa_miss.wrapping_add(1);
             }
             if placed == running {
-                self.local_node += 1;
+                self.local_node = self.local_node.wrapping_add(1);
             } else {
-                self.other_node += 1;
+                self.other_node = self.other_node.wrapping_add(1);
             }
         }
         if preferred == this && placed != preferred {
-            self.numa_foreign += 1;
+            self.numa_foreign = self.numa_foreign.wrapping_add(1);
         }
     }
 }

@@ -123,7 +123,7 @@ pub struct RegionFigures {
 impl RegionFigures {
     /// Resident pages.
     pub fn resident(&self) -> u64 {
-        self.pages.iter().map(|&(_, p)| p).sum()
+        self.pages.iter().fold(0, |t, &(_, p)| t.saturating_add(p))
     }
 
     /// Resident pages on `node`.
@@ -268,8 +268,14 @@ impl LocalityFigures {
                 });
             }
         };
-        let local: u64 = self.nodes.iter().map(|(_, s)| s.local_node).sum();
-        let other: u64 = self.nodes.iter().map(|(_, s)| s.other_node).sum();
+        let local: u64 = self
+            .nodes
+            .iter()
+            .fold(0, |t, (_, s)| t.saturating_add(s.local_node));
+        let other: u64 = self
+            .nodes
+            .iter()
+            .fold(0, |t, (_, s)| t.saturating_add(s.other_node));
         push(
             Measure::AllocationsLocal,
             local,
@@ -384,7 +390,7 @@ impl LocalityFigures {
                 used_from: r.used_from,
                 node,
                 pages,
-                away: resident - r.on(r.used_from),
+                away: resident.saturating_sub(r.on(r.used_from)),
                 resident,
                 node_has_cpus: self.has_cpus(node),
             });

@@ -32,10 +32,23 @@ fn busy() -> bool {
 
 /// Runs `f` with [`BUSY`] set, restoring it after.
 fn as_busy<R>(f: impl FnOnce() -> R) -> R {
+    // Unwinding out of a global allocator is undefined behaviour: a panic anywhere in the
+    // machinery (the topology reader, the region code) aborts the process instead.
+    let abort = AbortOnUnwind;
     let was = BUSY.try_with(|b| b.replace(true)).unwrap_or(true);
     let r = f();
     let _ = BUSY.try_with(|b| b.set(was));
+    core::mem::forget(abort);
     r
+}
+
+/// Aborts the process when dropped, which only happens while unwinding (see `as_busy`).
+struct AbortOnUnwind;
+
+impl Drop for AbortOnUnwind {
+    fn drop(&mut self) {
+        std::process::abort();
+    }
 }
 
 /// A `GlobalAlloc` placing the program's heap by a policy:
@@ -185,7 +198,8 @@ fn to_ptr(r: Result<NonNull<[u8]>, allocator_api2::alloc::AllocError>) -> *mut u
 // the one it came from: system blocks are the ones made while this thread was busy inside
 // the allocator or while no NodeAlloc was (or will ever be) ready, and are freed by the
 // same rule (frees inside the machinery are of its own temporaries); NodeAlloc keeps the
-// Allocator contract. Nothing here panics or allocates outside `BUSY`.
+// Allocator contract. Nothing here allocates outside `BUSY`, and a panic inside it aborts
+// (`as_busy`) rather than unwinding out of the allocator.
 unsafe impl GlobalAlloc for NodeGlobalAlloc {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         match self.get() {

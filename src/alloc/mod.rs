@@ -37,7 +37,10 @@ const SLAB: usize = 256 << 10;
 /// the link to the slab mapped before it.
 struct SlabHeader {
     next: *mut SlabHeader,
+    /// The length asked for and the length mapped (a page multiple, larger than the
+    /// first when the base page is larger than a slab), as the mapping token had them.
     len: usize,
+    mapped_len: usize,
     page_size: usize,
 }
 
@@ -241,7 +244,8 @@ impl<B: PlacementBackend> NodeAlloc<B> {
         unsafe {
             header.write(SlabHeader {
                 next: ptr::null_mut(),
-                len: m.mapped_len(),
+                len: m.len(),
+                mapped_len: m.mapped_len(),
                 page_size: m.page_size(),
             })
         };
@@ -312,7 +316,14 @@ fn large_pages(h: HugePages) -> HugePages {
 /// The token of a slab, rebuilt from its header.
 fn slab_mapping(s: *mut SlabHeader, h: &SlabHeader) -> Mapping {
     // SAFETY: the header records the slab's own mapping, live until the allocator drops.
-    unsafe { Mapping::from_raw_parts(NonNull::new_unchecked(s.cast()), h.len, h.len, h.page_size) }
+    unsafe {
+        Mapping::from_raw_parts(
+            NonNull::new_unchecked(s.cast()),
+            h.len,
+            h.mapped_len,
+            h.page_size,
+        )
+    }
 }
 
 impl<B: PlacementBackend> Drop for NodeAlloc<B> {
@@ -331,8 +342,8 @@ impl<B: PlacementBackend> Drop for NodeAlloc<B> {
     }
 }
 
-// SAFETY: blocks stay valid until freed or until the allocator drops (slabs and large
-// mappings are unmapped only then); a block is never handed out twice while live (free
+// SAFETY: blocks stay valid until freed (a large block's mapping is unmapped by its
+// `deallocate`) or until the allocator drops (slabs are unmapped only then); a block is never handed out twice while live (free
 // lists and bump ranges hold only unused blocks, under their class's lock); the layout
 // given back finds the block's class or mapping size.
 unsafe impl<B: PlacementBackend> Allocator for NodeAlloc<B> {
