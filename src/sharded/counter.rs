@@ -139,20 +139,19 @@ impl<B: PlacementBackend> ShardedCounter<B> {
     #[inline]
     pub fn add(&self, n: u64) {
         let p = self.cache.peek(|previous| self.read_slot(previous));
-        let exclusive = p.addr() & EXCLUSIVE != 0;
-        let slot = p
-            .map_addr(|a| a & !EXCLUSIVE)
-            .cast::<CachePadded<AtomicU64>>();
-        // SAFETY: this thread's cache entry for this counter's id (never reused) was
-        // written only by `read_slot` of this counter: the address of one of its slots
-        // (initialised, not dropped while `self` is borrowed), tagged in bit 0.
-        let slot: &AtomicU64 = unsafe { &*slot };
-        let old = if exclusive {
+        // SAFETY (both arms): this thread's cache entry for this counter's id (never
+        // reused) was written only by `read_slot` of this counter: the address of one of
+        // its slots (initialised, not dropped while `self` is borrowed), tagged in bit 0.
+        let old = if p.addr() & EXCLUSIVE != 0 {
+            // Untagged by an offset, so the slot is addressed from one register (which
+            // lets the CPU forward the previous add's store to this load at once).
+            let slot: &AtomicU64 = unsafe { &*p.wrapping_byte_sub(EXCLUSIVE).cast() };
             // Only this thread writes a leased slot (see `lease`), so this is exact.
             let old = slot.load(Ordering::Relaxed);
             slot.store(old.wrapping_add(n), Ordering::Relaxed);
             old
         } else {
+            let slot: &AtomicU64 = unsafe { &*p.cast::<CachePadded<AtomicU64>>() };
             slot.fetch_add(n, Ordering::Relaxed)
         };
         // The slot's own count is the call counter (no second store per call): the thread
