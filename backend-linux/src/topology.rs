@@ -30,7 +30,7 @@ pub const SYSFS_TIERS_ROOT: &str = "/sys/devices/virtual/memory_tiering";
 /// is the live tree.
 ///
 /// The memory nodes' attributes come along (`nodeN/access0` and `access1` initiator
-/// figures, and the memory tiers of [`SYSFS_TIERS_ROOT`], or for a captured `root` of
+/// figures, and the memory tiers of `/sys/devices/virtual/memory_tiering`, or for a captured `root` of
 /// `<root>/../../virtual/memory_tiering`): absent files are unknown, present ones that
 /// cannot be read or do not parse are errors naming them (see
 /// `numaperf_core::memattrs_sysfs::memory_attributes_from_sysfs`).
