@@ -199,7 +199,8 @@ pub fn lib_discover(root: Option<&Path>) {
 /// The raw baseline: the kernel work discovery cannot avoid, and nothing else. For the
 /// live tree the process's allowed CPUs and nodes (sched_getaffinity, get_mempolicy with
 /// MPOL_F_MEMS_ALLOWED); then the root opened once and, relative to it, one read each of
-/// `online` and every node's `cpulist`, `meminfo` and `distance` into a stack buffer,
+/// `online` and every node's `cpulist`, `meminfo` and `distance` into a stack buffer, the
+/// memory tiers' nodelists and the nodes' access figures (what `Topology` reports),
 /// without parsing (numaperf's list parser names the nodes in `online`: nanoseconds).
 pub fn raw_discover(root: &Path) {
     use rustix::fd::AsFd;
@@ -238,6 +239,59 @@ pub fn raw_discover(root: &Path) {
     for n in nodes.iter() {
         for f in ["cpulist", "meminfo", "distance"] {
             read(&format!("node{n}/{f}"), &mut buf);
+        }
+    }
+    // The memory tiers (the tiering directory listed, each tier's nodelist read) and, per
+    // node, the access0/access1 initiator figures where the firmware gave any.
+    let live = root == Path::new(numaperf_linux::SYSFS_NODE_ROOT);
+    let tiers = if live {
+        std::path::PathBuf::from("/sys/devices/virtual/memory_tiering")
+    } else {
+        root.join("../../virtual/memory_tiering")
+    };
+    let dir_flags = OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC;
+    if let Ok(t) = rustix::fs::open(&tiers, dir_flags, Mode::empty()) {
+        let names: Vec<String> = rustix::fs::Dir::read_from(&t)
+            .expect("tier directory")
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("memory_tier"))
+            .collect();
+        for name in names {
+            let p = format!("{name}/nodelist");
+            let fd = rustix::fs::openat(
+                &t,
+                p.as_str(),
+                OFlags::RDONLY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .expect("tier nodelist");
+            black_box(rustix::io::read(&fd, &mut buf).expect("read"));
+        }
+    }
+    for n in nodes.iter() {
+        for a in ["access0", "access1"] {
+            let p = format!("node{n}/{a}/initiators");
+            let Ok(d) = rustix::fs::openat(dir.as_fd(), p.as_str(), dir_flags, Mode::empty())
+            else {
+                continue;
+            };
+            let files: Vec<String> = rustix::fs::Dir::read_from(&d)
+                .expect("initiators directory")
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|f| f.ends_with("_bandwidth") || f.ends_with("_latency"))
+                .collect();
+            for f in files {
+                let fd = rustix::fs::openat(
+                    &d,
+                    f.as_str(),
+                    OFlags::RDONLY | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .expect("access figure");
+                black_box(rustix::io::read(&fd, &mut buf).expect("read"));
+            }
         }
     }
     if root == Path::new(numaperf_linux::SYSFS_NODE_ROOT) {
