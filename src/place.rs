@@ -1,11 +1,10 @@
 //! Placing memory the caller already has (a `Vec`'s buffer, a memmap2 mapping): a policy
 //! for its whole pages, optionally moving the pages already there, verified by a query.
 
-use numaperf_core::backend::{for_each_page_batch, placement};
+use numaperf_core::backend::placement;
 use numaperf_core::existing::whole_pages;
-use numaperf_core::{
-    MemPolicy, NumaError, PageCounts, PageLocation, PlacementBackend, RegionOptions,
-};
+use numaperf_core::region::verify_present_within;
+use numaperf_core::{MemPolicy, NumaError, PageCounts, PlacementBackend, RegionOptions};
 
 use crate::DefaultBackend;
 
@@ -110,32 +109,5 @@ pub fn place_in<B: PlacementBackend + ?Sized>(
         bytes,
         head,
         tail,
-    })
-}
-
-/// Checks that every present page of `m` is on `allowed` (pages never touched are fine:
-/// the policy allocates them when they are).
-///
-/// # Errors
-/// [`NumaError::PlacementViolated`] naming the first page elsewhere; query errors.
-fn verify_present_within<B: PlacementBackend + ?Sized>(
-    b: &B,
-    m: &numaperf_core::Mapping,
-    allowed: &numaperf_core::NodeMask,
-) -> Result<(), NumaError> {
-    for_each_page_batch(b, m, |first, locs| {
-        for (i, loc) in locs.iter().enumerate() {
-            let found = match *loc {
-                PageLocation::NotPresent => continue,
-                PageLocation::Node(n) if allowed.contains(n) => continue,
-                PageLocation::Node(n) => Some(n),
-                _ => None,
-            };
-            return Err(NumaError::PlacementViolated {
-                page: first + i,
-                found,
-            });
-        }
-        Ok(())
     })
 }

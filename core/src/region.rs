@@ -153,9 +153,32 @@ pub fn verify_placement<B: PlacementBackend + ?Sized>(
     m: &Mapping,
     allowed: &NodeMask,
 ) -> Result<(), NumaError> {
+    check_pages(b, m, allowed, false)
+}
+
+/// Checks that every page of `m` that is present is on a node of `allowed` (pages never
+/// touched are fine: the policy places them when they are).
+///
+/// # Errors
+/// As [`verify_placement`].
+pub fn verify_present_within<B: PlacementBackend + ?Sized>(
+    b: &B,
+    m: &Mapping,
+    allowed: &NodeMask,
+) -> Result<(), NumaError> {
+    check_pages(b, m, allowed, true)
+}
+
+fn check_pages<B: PlacementBackend + ?Sized>(
+    b: &B,
+    m: &Mapping,
+    allowed: &NodeMask,
+    absent_ok: bool,
+) -> Result<(), NumaError> {
     for_each_page_batch(b, m, |first, locs| {
         for (i, loc) in locs.iter().enumerate() {
             let found = match *loc {
+                PageLocation::NotPresent if absent_ok => continue,
                 PageLocation::Node(n) if allowed.contains(n) => continue,
                 PageLocation::Node(n) => Some(n),
                 _ => None,
