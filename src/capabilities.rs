@@ -25,7 +25,7 @@ pub use numaperf_core::capabilities::{
 };
 pub use numaperf_core::{CgroupVersion, MemoryCgroup, MemoryLimit};
 
-use crate::{CpuSet, DefaultBackend, NodeMask, PlacementBackend};
+use crate::{DefaultBackend, PlacementBackend};
 
 /// What a machine's kernel and this process let numaperf do: the kernel release and each
 /// feature numaperf uses, THP, huge pages per node and size, NUMA balancing, the cpuset's
@@ -47,24 +47,7 @@ impl Capabilities {
     pub fn detect() -> Capabilities {
         match DefaultBackend::shared() {
             Ok(b) => Self::of(&b),
-            Err(e) => Capabilities(numaperf_core::Capabilities {
-                backend: "none",
-                kernel: None,
-                features: FeatureSet::EMPTY,
-                mempolicy: MempolicyCalls::NotApplicable,
-                placement_query: false,
-                thp: None,
-                thp_sizes: Vec::new(),
-                huge_pages: Vec::new(),
-                numa_balancing: None,
-                allowed_nodes: NodeMask::new(),
-                memory_nodes: NodeMask::new(),
-                allowed_cpus: CpuSet::new(),
-                memory_cgroup: None,
-                cap_sys_nice: None,
-                memlock: None,
-                problems: vec![e],
-            }),
+            Err(e) => Capabilities(numaperf_core::Capabilities::unknown("none", vec![e])),
         }
     }
 

@@ -77,6 +77,17 @@ impl Capabilities {
     /// CPUs; nothing else is known, and no placement query is promised.
     pub fn from_topology<T: TopologyInfo + ?Sized>(backend: &'static str, topology: &T) -> Self {
         Capabilities {
+            allowed_nodes: *topology.allowed_nodes(),
+            memory_nodes: *topology.memory_nodes(),
+            allowed_cpus: *topology.allowed_cpus(),
+            ..Self::unknown(backend, Vec::new())
+        }
+    }
+
+    /// Capabilities that know nothing (no nodes, no CPUs, no features), with `problems`
+    /// saying why: for a backend that could not be had.
+    pub fn unknown(backend: &'static str, problems: Vec<NumaError>) -> Self {
+        Capabilities {
             backend,
             kernel: None,
             features: FeatureSet::EMPTY,
@@ -86,13 +97,13 @@ impl Capabilities {
             thp_sizes: Vec::new(),
             huge_pages: Vec::new(),
             numa_balancing: None,
-            allowed_nodes: *topology.allowed_nodes(),
-            memory_nodes: *topology.memory_nodes(),
-            allowed_cpus: *topology.allowed_cpus(),
+            allowed_nodes: NodeMask::new(),
+            memory_nodes: NodeMask::new(),
+            allowed_cpus: CpuSet::new(),
             memory_cgroup: None,
             cap_sys_nice: None,
             memlock: None,
-            problems: Vec::new(),
+            problems,
         }
     }
 
