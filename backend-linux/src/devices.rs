@@ -1,12 +1,11 @@
 //! Reads the live `/sys` (or a captured copy of it) into a `DeviceTable` through core's
 //! device reader, and `stat`s files for numactl's `file:` forms.
 
-use std::fs;
-use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use numaperf_core::device_sysfs::{devices_from_sysfs, SysfsTree};
-use numaperf_core::{DevNumber, DeviceSource, DeviceTable, Errno, FileProblem, NumaError};
+use numaperf_core::device_sysfs::devices_from_sysfs;
+use numaperf_core::sysfs_dir::SysfsDir;
+use numaperf_core::{DevNumber, DeviceSource, DeviceTable, Errno, NumaError};
 
 use crate::LinuxBackend;
 
@@ -25,13 +24,9 @@ pub const SYSFS_ROOT: &str = "/sys";
 /// directory that cannot be read; for a `root` that cannot be resolved, `NumaError::Sysfs`
 /// naming `bus/pci/devices`.
 pub fn read_devices(root: impl AsRef<Path>) -> Result<DeviceTable, NumaError> {
-    let root = root.as_ref();
-    let canonical = fs::canonicalize(root)
-        .map_err(|e| numaperf_core::SysfsFile::root("bus/pci/devices").error(problem(&e)))?;
-    devices_from_sysfs(&mut Tree {
-        root: root.to_path_buf(),
-        canonical,
-    })
+    let mut tree = SysfsDir::open(root.as_ref())
+        .map_err(|p| numaperf_core::SysfsFile::root("bus/pci/devices").error(p))?;
+    devices_from_sysfs(&mut tree)
 }
 
 /// The number of the block device a numactl `file:` form stands for: the device node
@@ -63,55 +58,13 @@ impl DeviceSource for LinuxBackend {
     }
 }
 
-/// A directory tree read with std's file calls.
-struct Tree {
-    root: PathBuf,
-    canonical: PathBuf,
-}
-
-fn problem(e: &io::Error) -> FileProblem {
-    match e.raw_os_error() {
-        _ if e.kind() == io::ErrorKind::NotFound => FileProblem::Missing,
-        Some(raw) => FileProblem::Unreadable(Errno::from_raw(raw)),
-        None => FileProblem::Unreadable(Errno::EIO),
-    }
-}
-
-impl SysfsTree for Tree {
-    fn read(&mut self, path: &str) -> Result<String, FileProblem> {
-        let bytes = fs::read(self.root.join(path)).map_err(|e| problem(&e))?;
-        String::from_utf8(bytes).map_err(|_| FileProblem::NotText)
-    }
-
-    fn list(&mut self, dir: &str) -> Result<Vec<String>, FileProblem> {
-        let entries = fs::read_dir(self.root.join(dir)).map_err(|e| problem(&e))?;
-        entries
-            .map(|e| {
-                let e = e.map_err(|e| problem(&e))?;
-                e.file_name()
-                    .into_string()
-                    .map_err(|_| FileProblem::NotText)
-            })
-            .collect()
-    }
-
-    fn resolve(&mut self, path: &str) -> Result<String, FileProblem> {
-        let real = fs::canonicalize(self.root.join(path)).map_err(|e| problem(&e))?;
-        let inside = real
-            .strip_prefix(&self.canonical)
-            .map_err(|_| FileProblem::Inconsistent("a link leads out of the tree"))?;
-        inside
-            .to_str()
-            .map(str::to_owned)
-            .ok_or(FileProblem::NotText)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use numaperf_core::{DeviceKind, DeviceRef, PciAddress};
+    use numaperf_core::{DeviceKind, DeviceRef, FileProblem, PciAddress};
+    use std::fs;
     use std::os::unix::fs::symlink;
+    use std::path::PathBuf;
 
     /// A captured tree in a fresh temp directory: one NIC on node 1 with `eth0`, and `lo`.
     fn captured(name: &str) -> PathBuf {

@@ -3,13 +3,15 @@
 //! lists them as a `DeviceTable` and writes them as a sysfs device tree that the Linux
 //! backend's reader loads.
 
+#[cfg(unix)]
 use std::io;
 use std::path::Path;
 
-use numaperf_core::device_sysfs::{devices_from_sysfs, SysfsTree};
+use numaperf_core::device_sysfs::devices_from_sysfs;
+use numaperf_core::sysfs_dir::SysfsDir;
 use numaperf_core::{
-    CpuSet, DevNumber, DeviceSource, DeviceTable, Errno, FileProblem, NamedDevice, NodeId,
-    NumaError, OwnedTopology, PciAddress, PciDevice, TopologyInfo,
+    CpuSet, DevNumber, DeviceSource, DeviceTable, NamedDevice, NodeId, NumaError, OwnedTopology,
+    PciAddress, PciDevice, TopologyInfo,
 };
 
 use crate::build::SimBuilder;
@@ -294,55 +296,10 @@ impl SimMachine {
     pub fn from_sysfs(root: impl AsRef<Path>) -> Result<Self, NumaError> {
         let root = root.as_ref();
         let mut machine = Self::from_sysfs_dir(root.join("devices/system/node"))?;
-        let canonical = std::fs::canonicalize(root)
-            .map_err(|e| numaperf_core::SysfsFile::root("bus/pci/devices").error(problem(&e)))?;
-        machine.devices = devices_from_sysfs(&mut DirTree {
-            root: root.to_path_buf(),
-            canonical,
-        })?;
+        let mut tree = SysfsDir::open(root)
+            .map_err(|p| numaperf_core::SysfsFile::root("bus/pci/devices").error(p))?;
+        machine.devices = devices_from_sysfs(&mut tree)?;
         Ok(machine)
-    }
-}
-
-/// A captured tree read with std's file calls.
-struct DirTree {
-    root: std::path::PathBuf,
-    canonical: std::path::PathBuf,
-}
-
-fn problem(e: &io::Error) -> FileProblem {
-    match e.raw_os_error() {
-        _ if e.kind() == io::ErrorKind::NotFound => FileProblem::Missing,
-        Some(raw) => FileProblem::Unreadable(Errno::from_raw(raw)),
-        None => FileProblem::Unreadable(Errno::EIO),
-    }
-}
-
-impl SysfsTree for DirTree {
-    fn read(&mut self, path: &str) -> Result<String, FileProblem> {
-        let bytes = std::fs::read(self.root.join(path)).map_err(|e| problem(&e))?;
-        String::from_utf8(bytes).map_err(|_| FileProblem::NotText)
-    }
-
-    fn list(&mut self, dir: &str) -> Result<Vec<String>, FileProblem> {
-        let entries = std::fs::read_dir(self.root.join(dir)).map_err(|e| problem(&e))?;
-        entries
-            .map(|e| {
-                let e = e.map_err(|e| problem(&e))?;
-                e.file_name()
-                    .into_string()
-                    .map_err(|_| FileProblem::NotText)
-            })
-            .collect()
-    }
-
-    fn resolve(&mut self, path: &str) -> Result<String, FileProblem> {
-        let real = std::fs::canonicalize(self.root.join(path)).map_err(|e| problem(&e))?;
-        let inside = real
-            .strip_prefix(&self.canonical)
-            .map_err(|_| FileProblem::Inconsistent("a link leads out of the tree"))?;
-        let parts: Option<Vec<&str>> = inside.iter().map(|c| c.to_str()).collect();
-        parts.map(|p| p.join("/")).ok_or(FileProblem::NotText)
     }
 }
 

@@ -3,50 +3,15 @@
 
 use std::fs;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use numaperf_core::device_sysfs::SysfsTree;
 use numaperf_core::memattrs::{AccessClass, MemoryAttributes};
 use numaperf_core::memattrs_sysfs::memory_attributes_from_sysfs;
-use numaperf_core::{Errno, FileProblem, NodeId, NumaError, OwnedTopology, TopologyInfo};
+use numaperf_core::sysfs_dir::SysfsDir;
+use numaperf_core::{NodeId, NumaError, OwnedTopology, TopologyInfo};
 
 /// Where a node tree's memory tiers are, relative to it (as in `/sys`).
 const TIERS_FROM_NODE_TREE: &str = "../../virtual/memory_tiering";
-
-/// A directory tree read with std's file calls.
-struct PathTree(PathBuf);
-
-fn problem(e: &io::Error) -> FileProblem {
-    match e.raw_os_error() {
-        _ if e.kind() == io::ErrorKind::NotFound => FileProblem::Missing,
-        Some(raw) => FileProblem::Unreadable(Errno::from_raw(raw)),
-        None => FileProblem::Unreadable(Errno::EIO),
-    }
-}
-
-impl SysfsTree for PathTree {
-    fn read(&mut self, path: &str) -> Result<String, FileProblem> {
-        let bytes = fs::read(self.0.join(path)).map_err(|e| problem(&e))?;
-        String::from_utf8(bytes).map_err(|_| FileProblem::NotText)
-    }
-
-    fn list(&mut self, dir: &str) -> Result<Vec<String>, FileProblem> {
-        fs::read_dir(self.0.join(dir))
-            .map_err(|e| problem(&e))?
-            .map(|e| {
-                let name = e.map_err(|e| problem(&e))?.file_name();
-                name.into_string().map_err(|_| FileProblem::NotText)
-            })
-            .collect()
-    }
-
-    fn resolve(&mut self, path: &str) -> Result<String, FileProblem> {
-        let real = fs::canonicalize(self.0.join(path)).map_err(|e| problem(&e))?;
-        real.into_os_string()
-            .into_string()
-            .map_err(|_| FileProblem::NotText)
-    }
-}
 
 /// The memory attributes a captured node tree at `dir` carries.
 pub(crate) fn read_attributes(
@@ -54,8 +19,8 @@ pub(crate) fn read_attributes(
     topo: &OwnedTopology,
 ) -> Result<Vec<(NodeId, MemoryAttributes)>, NumaError> {
     memory_attributes_from_sysfs(
-        &mut PathTree(dir.to_path_buf()),
-        &mut PathTree(dir.join(TIERS_FROM_NODE_TREE)),
+        &mut SysfsDir::new(dir),
+        &mut SysfsDir::new(dir.join(TIERS_FROM_NODE_TREE)),
         topo.nodes(),
         topo.memory_nodes(),
     )

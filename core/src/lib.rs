@@ -43,6 +43,10 @@ pub mod populate;
 pub mod region;
 #[cfg(feature = "alloc")]
 pub mod sysfs;
+#[cfg(feature = "std")]
+pub mod sysfs_dir;
+#[cfg(all(test, feature = "alloc"))]
+mod sysfs_mem;
 pub mod topology;
 pub mod weighted;
 
