@@ -234,70 +234,9 @@ mod tests {
     use crate::errno::Errno;
     use crate::node::NodeId;
     use crate::parse::ParseErrorKind;
-    use alloc::collections::BTreeMap;
     use alloc::string::ToString;
 
-    /// A tree in memory: files, and symbolic links as absolute targets within it.
-    #[derive(Default)]
-    struct Tree {
-        files: BTreeMap<String, Result<String, FileProblem>>,
-        links: BTreeMap<String, String>,
-    }
-
-    impl Tree {
-        fn file(mut self, path: &str, text: &str) -> Self {
-            self.files.insert(path.to_string(), Ok(text.to_string()));
-            self
-        }
-        fn bad(mut self, path: &str, p: FileProblem) -> Self {
-            self.files.insert(path.to_string(), Err(p));
-            self
-        }
-        fn link(mut self, path: &str, to: &str) -> Self {
-            self.links.insert(path.to_string(), to.to_string());
-            self
-        }
-        /// `path` with its longest linked prefix replaced.
-        fn real(&self, path: &str) -> String {
-            for (from, to) in self.links.iter().rev() {
-                if let Some(rest) = path.strip_prefix(from.as_str()) {
-                    if rest.is_empty() || rest.starts_with('/') {
-                        return self.real(&format!("{to}{rest}"));
-                    }
-                }
-            }
-            path.to_string()
-        }
-    }
-
-    impl SysfsTree for Tree {
-        fn read(&mut self, path: &str) -> Result<String, FileProblem> {
-            let real = self.real(path);
-            self.files
-                .get(&real)
-                .cloned()
-                .unwrap_or(Err(FileProblem::Missing))
-        }
-        fn list(&mut self, dir: &str) -> Result<Vec<String>, FileProblem> {
-            let dir = format!("{}/", self.real(dir));
-            let mut names: Vec<String> = self
-                .files
-                .keys()
-                .chain(self.links.keys())
-                .filter_map(|p| p.strip_prefix(dir.as_str()))
-                .map(|rest| rest.split('/').next().unwrap_or("").to_string())
-                .collect();
-            names.sort();
-            names.dedup();
-            if names.is_empty() {
-                return Err(FileProblem::Missing);
-            }
-            Ok(names)
-        }
-        fn resolve(&mut self, path: &str) -> Result<String, FileProblem> {
-            Ok(self.real(path))
-        }
-    }
+    use crate::sysfs_mem::MemTree as Tree;
 
     const NIC: &str = "devices/pci0000:3a/0000:3a:00.0/0000:3b:00.0";
     const NVME: &str = "devices/pci0000:00/0000:00:1d.0/0000:01:00.0";

@@ -181,61 +181,10 @@ mod tests {
     extern crate std;
     use super::*;
     use crate::parse::ParseErrorKind;
-    use std::collections::BTreeMap;
     use std::string::{String, ToString};
     use std::vec;
 
-    /// Files by path; directories are the paths' prefixes.
-    #[derive(Default)]
-    struct Tree {
-        files: BTreeMap<String, Result<String, FileProblem>>,
-        /// Directories that fail to list, with their problem.
-        bad_dirs: BTreeMap<String, FileProblem>,
-    }
-
-    impl Tree {
-        fn file(mut self, path: &str, text: &str) -> Self {
-            self.files.insert(path.to_string(), Ok(text.to_string()));
-            self
-        }
-        fn broken(mut self, path: &str, p: FileProblem) -> Self {
-            self.files.insert(path.to_string(), Err(p));
-            self
-        }
-    }
-
-    impl SysfsTree for Tree {
-        fn read(&mut self, path: &str) -> Result<String, FileProblem> {
-            self.files
-                .get(path)
-                .cloned()
-                .unwrap_or(Err(FileProblem::Missing))
-        }
-        fn list(&mut self, dir: &str) -> Result<Vec<String>, FileProblem> {
-            if let Some(p) = self.bad_dirs.get(dir) {
-                return Err(*p);
-            }
-            let prefix = if dir.is_empty() {
-                String::new()
-            } else {
-                std::format!("{dir}/")
-            };
-            let mut names: Vec<String> = self
-                .files
-                .keys()
-                .filter_map(|k| k.strip_prefix(&prefix))
-                .map(|rest| rest.split('/').next().unwrap_or(rest).to_string())
-                .collect();
-            names.dedup();
-            if names.is_empty() {
-                return Err(FileProblem::Missing);
-            }
-            Ok(names)
-        }
-        fn resolve(&mut self, path: &str) -> Result<String, FileProblem> {
-            Ok(path.to_string())
-        }
-    }
+    use crate::sysfs_mem::MemTree as Tree;
 
     fn mask(ids: &[u32]) -> NodeMask {
         ids.iter().copied().map(NodeId::new).collect()
@@ -333,7 +282,7 @@ mod tests {
             other => panic!("{other:?}"),
         }
         let eacces = FileProblem::Unreadable(crate::errno::Errno::from_raw(13));
-        let mut t = guest().broken("node0/access0/initiators/write_bandwidth", eacces);
+        let mut t = guest().bad("node0/access0/initiators/write_bandwidth", eacces);
         assert_eq!(
             read(&mut t, &mut tiers()).unwrap_err(),
             SysfsFile::node(NodeId::new(0), "access0/initiators/write_bandwidth").error(eacces)
