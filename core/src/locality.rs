@@ -230,41 +230,30 @@ pub trait LocalitySource {
     fn cpu_nodes(&self) -> Result<Option<NodeMask>, NumaError>;
 }
 
-impl<T: LocalitySource + ?Sized> LocalitySource for &T {
-    fn numastat(&self) -> Result<Vec<(NodeId, NumaStat)>, NumaError> {
-        (**self).numastat()
-    }
-    fn balancing(&self) -> Result<Option<BalancingStat>, NumaError> {
-        (**self).balancing()
-    }
-    fn mappings(&self) -> Result<Vec<MappingPages>, NumaError> {
-        (**self).mappings()
-    }
-    fn current_node(&self) -> Result<NodeId, NumaError> {
-        (**self).current_node()
-    }
-    fn cpu_nodes(&self) -> Result<Option<NodeMask>, NumaError> {
-        (**self).cpu_nodes()
-    }
+/// Implements `LocalitySource` for a handle type that derefs to a source.
+macro_rules! forward_locality_source {
+    ($($handle:ty),*) => {$(
+        impl<T: LocalitySource + ?Sized> LocalitySource for $handle {
+            fn numastat(&self) -> Result<Vec<(NodeId, NumaStat)>, NumaError> {
+                (**self).numastat()
+            }
+            fn balancing(&self) -> Result<Option<BalancingStat>, NumaError> {
+                (**self).balancing()
+            }
+            fn mappings(&self) -> Result<Vec<MappingPages>, NumaError> {
+                (**self).mappings()
+            }
+            fn current_node(&self) -> Result<NodeId, NumaError> {
+                (**self).current_node()
+            }
+            fn cpu_nodes(&self) -> Result<Option<NodeMask>, NumaError> {
+                (**self).cpu_nodes()
+            }
+        }
+    )*};
 }
 
-impl<T: LocalitySource + ?Sized> LocalitySource for alloc::sync::Arc<T> {
-    fn numastat(&self) -> Result<Vec<(NodeId, NumaStat)>, NumaError> {
-        (**self).numastat()
-    }
-    fn balancing(&self) -> Result<Option<BalancingStat>, NumaError> {
-        (**self).balancing()
-    }
-    fn mappings(&self) -> Result<Vec<MappingPages>, NumaError> {
-        (**self).mappings()
-    }
-    fn current_node(&self) -> Result<NodeId, NumaError> {
-        (**self).current_node()
-    }
-    fn cpu_nodes(&self) -> Result<Option<NodeMask>, NumaError> {
-        (**self).cpu_nodes()
-    }
-}
+forward_locality_source!(&T, alloc::sync::Arc<T>);
 
 #[cfg(test)]
 mod tests {

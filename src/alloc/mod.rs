@@ -372,20 +372,28 @@ unsafe impl<B: PlacementBackend> Allocator for NodeAlloc<B> {
         old: Layout,
         new: Layout,
     ) -> Result<NonNull<[u8]>, AllocError> {
-        if let Some(same) = self.in_place(ptr, old, new) {
-            return Ok(same);
-        }
-        let block = self.alloc(new)?;
-        // SAFETY: both blocks are live and distinct; the old one holds `old.size()` bytes,
-        // the new one at least `new.size() >= old.size()`.
-        unsafe {
-            ptr::copy_nonoverlapping(ptr.as_ptr(), block.cast::<u8>().as_ptr(), old.size());
-            self.free(ptr, old);
-        }
-        Ok(block)
+        // SAFETY: forwarded from the Allocator contract (`new.size() >= old.size()`).
+        unsafe { self.resize(ptr, old, new) }
     }
 
     unsafe fn shrink(
+        &self,
+        ptr: NonNull<u8>,
+        old: Layout,
+        new: Layout,
+    ) -> Result<NonNull<[u8]>, AllocError> {
+        // SAFETY: forwarded from the Allocator contract (`new.size() <= old.size()`).
+        unsafe { self.resize(ptr, old, new) }
+    }
+}
+
+impl<B: PlacementBackend> NodeAlloc<B> {
+    /// `grow` and `shrink`: the block itself when it already fits `new`, else a new
+    /// block holding the bytes both layouts have, the old one freed.
+    ///
+    /// # Safety
+    /// `ptr` is a live block of this allocator allocated with `old`.
+    unsafe fn resize(
         &self,
         ptr: NonNull<u8>,
         old: Layout,
@@ -395,9 +403,11 @@ unsafe impl<B: PlacementBackend> Allocator for NodeAlloc<B> {
             return Ok(same);
         }
         let block = self.alloc(new)?;
-        // SAFETY: as for grow, copying the `new.size() <= old.size()` bytes kept.
+        // SAFETY: both blocks are live and distinct; each holds at least the smaller of
+        // the two sizes; the old block is not used after it is freed.
         unsafe {
-            ptr::copy_nonoverlapping(ptr.as_ptr(), block.cast::<u8>().as_ptr(), new.size());
+            let kept = old.size().min(new.size());
+            ptr::copy_nonoverlapping(ptr.as_ptr(), block.cast::<u8>().as_ptr(), kept);
             self.free(ptr, old);
         }
         Ok(block)
