@@ -212,58 +212,71 @@ pub fn parse_distance_row(text: &str, out: &mut [u8]) -> Result<usize, ParseErro
     Ok(n)
 }
 
-/// Parses libnuma/numactl node syntax the way `numa_parse_nodestring` does.
+/// Parses libnuma/numactl node syntax the way libnuma's `numa_parse_nodestring` does.
 ///
-/// - lists and ranges: `"0-3,8"`; numbers as C's `strtoul` base 0 reads them (`0x10`, `010`);
-/// - `"all"`: every node in `available` (alone, as in libnuma);
-/// - a leading `!` inverts the whole list within `available` (`"!2"`, `"!0-1"`);
-///   a `!` anywhere else (`"0-3,!2"`) is an error, as in libnuma;
-/// - a leading `+` makes ids relative to `available` (`"+0-1"`: its first two nodes).
+/// The syntax (what `numactl --membind`, `--interleave`, `migratepages` take):
+///
+/// - a comma-separated list of node ids and ranges: `"0-3,8"`; a range takes only its
+///   members that are in `available`, but both of its ends must be in it;
+/// - numbers as C's `strtoul` base 0 reads them: decimal, `0x10` hex, `010` octal;
+/// - whitespace (space, tab, newline, `\v`, `\f`, `\r`) is allowed right before a number
+///   and nowhere else (`"0, 1"`, `" 0"`, `"0- 1"`, but not `"0 ,1"` or `"0 "`);
+/// - `"all"`: every node in `available`; as the whole list, after a leading `!`/`+`, or as
+///   the last entry (`"0,all"` is `"all"`), never followed by anything;
+/// - a leading `!` inverts the whole list within `available` (`"!2"`, `"!0-1"`); a `!`
+///   anywhere else (`"0-3,!2"`) is an error, as in libnuma;
+/// - a leading `+` makes ids relative to `available` (`"+0-1"`: its first two nodes);
+/// - the empty string is the empty set (callers that need a node reject an empty mask).
 ///
 /// `available` is the set the user may name (libnuma: the allowed memory nodes): a single
-/// id or a range end outside it is an error; a range only takes its members that are in it.
-/// Deviation from libnuma: inversion is within `available`, not `0..configured_nodes`, so a
-/// sparse machine never gets absent ids.
+/// id or a range end outside it is an error.
+///
+/// Deviations from libnuma 2.0.16, all stricter or safer: inversion is within
+/// `available`, not `0..configured_nodes`, so a sparse machine never gets absent ids; a
+/// sign before a number (`"0,+1"`, `"-1"`) is an error (`strtoul` would accept it, and
+/// negate); an id of 2^32 or more is [`ParseErrorKind::NumberTooLarge`] (libnuma
+/// truncates it to 32 bits and may name another node). numactl's device forms
+/// (`netdev:eth0`) are read by `DeviceMap::nodes_for`, not here.
 ///
 /// # Errors
-/// A [`ParseError`] for empty or malformed text, a misplaced `!`, or a node outside
-/// `available` ([`ParseErrorKind::NodeNotAvailable`]).
+/// A [`ParseError`] for malformed text, a misplaced `!`, a sign, a number of 2^32 or more,
+/// or a node outside `available` ([`ParseErrorKind::NodeNotAvailable`]).
 pub fn parse_node_spec(text: &str, available: &NodeMask) -> Result<NodeMask, ParseError> {
     let mut c = Cursor {
         b: text.as_bytes(),
         pos: 0,
     };
     if text.is_empty() {
-        return Err(err(ParseErrorKind::Empty, 0));
+        return Ok(NodeMask::new());
     }
     let invert = c.eat(b'!');
     let relative = c.eat(b'+');
     let mut mask = NodeMask::new();
-    if &c.b[c.pos..] == b"all" {
-        mask = *available;
-    } else {
-        loop {
-            let a = node_number(&mut c, available, relative)?;
-            mask.add(a);
-            if c.eat(b'-') {
-                let b = node_number(&mut c, available, relative)?;
-                for i in a.get()..=b.get() {
-                    if available.contains(NodeId::new(i)) {
-                        mask.add(NodeId::new(i));
-                    }
+    loop {
+        if &c.b[c.pos..] == b"all" {
+            mask = available.union(&mask);
+            break;
+        }
+        let a = node_number(&mut c, available, relative)?;
+        mask.add(a);
+        if c.eat(b'-') {
+            let b = node_number(&mut c, available, relative)?;
+            for i in a.get()..=b.get() {
+                if available.contains(NodeId::new(i)) {
+                    mask.add(NodeId::new(i));
                 }
             }
-            match c.peek() {
-                None => break,
-                Some(b',') => {
-                    c.pos += 1;
-                    if c.peek() == Some(b'!') {
-                        return Err(err(ParseErrorKind::MisplacedInversion, c.pos));
-                    }
+        }
+        match c.peek() {
+            None => break,
+            Some(b',') => {
+                c.pos += 1;
+                if c.peek() == Some(b'!') {
+                    return Err(err(ParseErrorKind::MisplacedInversion, c.pos));
                 }
-                Some(b'!') => return Err(err(ParseErrorKind::MisplacedInversion, c.pos)),
-                Some(_) => return Err(c.unexpected()),
             }
+            Some(b'!') => return Err(err(ParseErrorKind::MisplacedInversion, c.pos)),
+            Some(_) => return Err(c.unexpected()),
         }
     }
     Ok(if invert {
@@ -273,11 +286,19 @@ pub fn parse_node_spec(text: &str, available: &NodeMask) -> Result<NodeMask, Par
     })
 }
 
+/// C's `isspace` in the C locale: what `strtoul` skips before a number.
+fn is_c_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
+}
+
 fn node_number(
     c: &mut Cursor<'_>,
     available: &NodeMask,
     relative: bool,
 ) -> Result<NodeId, ParseError> {
+    while c.peek().is_some_and(is_c_space) {
+        c.pos += 1;
+    }
     let pos = c.pos;
     let n = c.c_number(u32::MAX as u64)? as u32;
     let id = if relative {
@@ -528,6 +549,9 @@ pub fn parse_dev_number(text: &str) -> Result<DevNumber, ParseError> {
 }
 
 #[cfg(test)]
+mod libnuma_model;
+
+#[cfg(test)]
 mod tests {
     extern crate std;
     use super::*;
@@ -619,9 +643,30 @@ mod tests {
             parse_node_spec("0-3,!2", &avail).unwrap_err().kind,
             ParseErrorKind::MisplacedInversion
         );
+        // What libnuma accepts and an earlier version of this parser did not.
+        assert_eq!(parse_node_spec("", &avail).unwrap(), NodeMask::new());
+        assert_eq!(parse_node_spec("0, 1", &avail).unwrap(), nodes(&[0, 1]));
+        assert_eq!(parse_node_spec(" 0", &avail).unwrap(), nodes(&[0]));
+        assert_eq!(parse_node_spec("\t1-\n2", &avail).unwrap(), nodes(&[1, 2]));
+        assert_eq!(parse_node_spec("0,all", &avail).unwrap(), avail);
+        assert_eq!(parse_node_spec("!0,all", &avail).unwrap(), NodeMask::new());
+        assert_eq!(parse_node_spec("!+all", &avail).unwrap(), NodeMask::new());
+        // Whitespace only right before a number.
+        for bad in ["0 ", "0 ,1", " all", "0, all", " !1", "! 0-"] {
+            assert!(parse_node_spec(bad, &avail).is_err(), "{bad:?}");
+        }
+        // Signs and ids of 2^32 or more stay errors (libnuma negates or truncates them).
         assert_eq!(
-            parse_node_spec("", &avail).unwrap_err().kind,
-            ParseErrorKind::Empty
+            parse_node_spec("0,+1", &avail).unwrap_err().kind,
+            ParseErrorKind::UnexpectedChar('+')
+        );
+        assert_eq!(
+            parse_node_spec("-1", &avail).unwrap_err().kind,
+            ParseErrorKind::UnexpectedChar('-')
+        );
+        assert_eq!(
+            parse_node_spec("4294967296", &avail).unwrap_err().kind,
+            ParseErrorKind::NumberTooLarge
         );
         assert_eq!(
             parse_node_spec("7", &avail).unwrap_err().kind,
