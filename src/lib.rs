@@ -24,11 +24,13 @@ pub mod capabilities;
 mod devices;
 pub mod locality;
 mod place;
+mod process;
 pub mod pool;
 mod region;
 mod sharded;
 pub mod thread;
 mod topology;
+mod topology_text;
 
 pub use alloc::{NodeAlloc, NodeGlobalAlloc};
 pub use capabilities::{Capabilities, HardModeBlocker, KernelFeature, KernelVersion};
@@ -50,11 +52,13 @@ pub use numaperf_core::{
 #[cfg(target_os = "linux")]
 pub use numaperf_linux::LinuxBackend;
 pub use numaperf_portable::PortableBackend;
+pub use process::migrate_process;
 pub use place::{place, place_in, place_with, PlaceFlags, Placed};
 pub use pool::{Buffer, BufferPool, BufferPoolConfig, WorkerPool, WorkerPoolConfig};
 pub use region::NumaRegion;
 pub use sharded::{NumaSharded, ShardMemory, ShardedCounter};
 pub use topology::{NumaNode, Topology};
+pub use topology_text::{TopologyPart, TopologyText};
 
 /// The `no_std` core crate (`numaperf-core`): parsers and pure policy logic. Named so
 /// that `use numaperf::*;` does not shadow the language's `core` crate.

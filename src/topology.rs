@@ -1,8 +1,6 @@
 //! `Topology`: the machine's nodes, CPUs, memory and distances, owned and printable
 //! the way `numactl --hardware` prints them.
 
-use core::fmt;
-
 use numaperf_core::memattrs::{self, BestTarget, MemoryAttributes, TargetMetric};
 use numaperf_core::{
     CpuSet, KernelWeights, NodeId, NodeInfo, NodeMask, NodeWeights, NumaError, OwnedTopology,
@@ -230,82 +228,3 @@ impl TopologyInfo for Topology {
     }
 }
 
-/// The layout of `numactl --hardware`: nodes, their CPUs, size and free memory in MB,
-/// and the distance matrix; then what is known of memory attributes (one line per node:
-/// tier, and per access class the initiators and figures) and the kernel's weights.
-impl fmt::Display for Topology {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "available: {} nodes ({})",
-            self.node_count(),
-            self.nodes()
-        )?;
-        for n in self.numa_nodes() {
-            write!(f, "node {} cpus:", n.id())?;
-            for c in n.cpus() {
-                write!(f, " {c}")?;
-            }
-            writeln!(f)?;
-            writeln!(f, "node {} size: {} MB", n.id(), n.mem_total() >> 20)?;
-            writeln!(f, "node {} free: {} MB", n.id(), n.mem_free() >> 20)?;
-        }
-        writeln!(f, "node distances:")?;
-        write!(f, "node ")?;
-        for n in self.numa_nodes() {
-            write!(f, "{:>3} ", n.id())?;
-        }
-        writeln!(f)?;
-        for a in self.numa_nodes() {
-            write!(f, "{:>3}: ", a.id())?;
-            for b in self.numa_nodes() {
-                write!(f, "{:>3} ", self.distance(a.id(), b.id()).unwrap_or(0))?;
-            }
-            writeln!(f)?;
-        }
-        for n in self.numa_nodes() {
-            if let Some(a) = self.memory_attributes(n.id()) {
-                write_attributes(f, n.id(), a)?;
-            }
-        }
-        if let Some(k) = &self.weights {
-            write!(f, "weighted interleave weights:")?;
-            for n in self.numa_nodes() {
-                write!(f, " {}={}", n.id(), k.weights.weight(n.id()).max(1))?;
-            }
-            match k.auto {
-                Some(true) => writeln!(f, " (auto)")?,
-                Some(false) => writeln!(f, " (manual)")?,
-                None => writeln!(f)?,
-            }
-        }
-        Ok(())
-    }
-}
-
-/// `node 2 memory: tier 22; access0 from 0: read 2048 MB/s 40 ns, write 2048 MB/s 40 ns`.
-fn write_attributes(f: &mut fmt::Formatter<'_>, node: NodeId, a: &MemoryAttributes) -> fmt::Result {
-    use numaperf_core::memattrs::AccessClass;
-    write!(f, "node {node} memory:")?;
-    let mut sep = " ";
-    if let Some(t) = a.tier {
-        write!(f, " tier {t}")?;
-        sep = "; ";
-    }
-    let figure = |v: Option<u32>, unit: &str| v.map_or("?".into(), |v| format!("{v} {unit}"));
-    for class in AccessClass::ALL {
-        let Some(x) = a.figures(class) else { continue };
-        write!(
-            f,
-            "{sep}{} from {}: read {} {}, write {} {}",
-            class.dir_name(),
-            x.initiators,
-            figure(x.read_bandwidth, "MB/s"),
-            figure(x.read_latency, "ns"),
-            figure(x.write_bandwidth, "MB/s"),
-            figure(x.write_latency, "ns")
-        )?;
-        sep = "; ";
-    }
-    writeln!(f)
-}

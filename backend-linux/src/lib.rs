@@ -17,10 +17,12 @@ mod devices;
 mod existing;
 mod locality;
 pub mod mempolicy;
+mod process;
 mod sys;
 mod topology;
 
 pub use backend::{kernel_weights, LinuxBackend};
 pub use devices::{file_device_number, read_devices, SYSFS_ROOT};
 pub use locality::LinuxLocality;
+pub use process::migrate_process;
 pub use topology::{read_topology, SYSFS_NODE_ROOT};
