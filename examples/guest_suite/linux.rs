@@ -4,6 +4,8 @@ use crate::behaviour;
 
 #[path = "cgroup_limit.rs"]
 mod cgroup_limit;
+#[path = "cli.rs"]
+mod cli_cases;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -163,6 +165,10 @@ fn soft_only(b: &LinuxBackend, report: &mut Report) {
 
 pub fn main() {
     let mode = std::env::args().nth(1).unwrap_or_else(|| "full".into());
+    if mode == "hold-pages" {
+        let node = std::env::args().nth(2).unwrap_or_default();
+        std::process::exit(cli_cases::hold_pages(&node));
+    }
     let root = numaperf::LinuxBackend::SYSFS_ROOT.to_string();
     print_sysfs(&root);
     let mut report = Report::default();
@@ -209,6 +215,11 @@ pub fn main() {
         "kernel/cgroup_memory_limit",
         &cgroup_limit::cgroup_limit(&b),
     );
+
+    // The numaperf command (issue 15), as /bin/numaperf.
+    for (name, v) in cli_cases::cases(&b) {
+        report.case(name, &v);
+    }
 
     // Weighted interleave: the kernel's table exists from 6.9 on, and then the kernel's
     // own mode places pages (on older kernels numaperf lays out chunks itself).

@@ -316,6 +316,9 @@ build_initramfs() { # $1 = payload argument; prints the image path
     cp "$busybox" "$root/bin/busybox"
     for t in sh mount poweroff sleep; do ln -s busybox "$root/bin/$t"; done
     cp "$payload" "$root/payload"
+    # A multi-call payload: the numaperf command and the run cases' probe are names of it.
+    ln -s /payload "$root/bin/numaperf"
+    ln -s /payload "$root/bin/placement-probe"
     cat > "$root/init" <<EOF
 #!/bin/sh
 mount -t proc proc /proc

@@ -1,0 +1,229 @@
+//! Guest cases of the `numaperf` command (issue 15): `/bin/numaperf info --json` against
+//! the guest's own sysfs files, and `/bin/numaperf migrate` of a child's pages from one
+//! memory node to another, checked by the child with `move_pages`.
+
+use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+
+use numaperf::numa_core::parse::{parse_distance_row, parse_list, parse_meminfo_kb};
+use numaperf::{
+    CpuSet, LinuxBackend, MemPolicy, NodeId, NodeMask, NumaRegion, PlacementBackend, Prefault,
+    TopologyInfo,
+};
+use serde_json::Value;
+
+use super::Verdict;
+
+const NODE_ROOT: &str = "/sys/devices/system/node";
+const NUMAPERF: &str = "/bin/numaperf";
+
+/// The command's cases, each with its name.
+pub fn cases(b: &LinuxBackend) -> Vec<(&'static str, Verdict)> {
+    vec![
+        ("cli/info_json_matches_sysfs", info_json_matches_sysfs()),
+        ("cli/migrate_child", migrate_child(b)),
+    ]
+}
+
+fn read(rel: &str) -> Result<String, String> {
+    fs::read_to_string(format!("{NODE_ROOT}/{rel}")).map_err(|e| format!("{rel}: {e}"))
+}
+
+fn mask(rel: &str) -> Result<NodeMask, String> {
+    parse_list(&read(rel)?).map_err(|e| format!("{rel}: {e}"))
+}
+
+fn ids(v: &Value) -> Vec<u64> {
+    v.as_array()
+        .map(|a| a.iter().filter_map(Value::as_u64).collect())
+        .unwrap_or_default()
+}
+
+fn mask_ids(m: &NodeMask) -> Vec<u64> {
+    m.iter().map(|n| u64::from(n.get())).collect()
+}
+
+/// `numaperf info --json`: node ids, CPUs, MemTotal, memory/CPU-less nodes and the
+/// distance matrix equal to what the kernel's files say.
+fn info_json_matches_sysfs() -> Verdict {
+    match check_info() {
+        Ok(d) => Verdict::Pass(d),
+        Err(e) => Verdict::Fail(e),
+    }
+}
+
+fn check_info() -> Result<String, String> {
+    let out = Command::new(NUMAPERF)
+        .args(["info", "--json"])
+        .output()
+        .map_err(|e| format!("{NUMAPERF}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "exit {:?}: {}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let j: Value = serde_json::from_slice(&out.stdout).map_err(|e| format!("JSON: {e}"))?;
+    let online = mask("online")?;
+    let has_memory = mask("has_memory")?;
+    let has_cpu = mask("has_cpu")?;
+    let nodes = j["nodes"].as_array().ok_or("no \"nodes\" array")?;
+    let json_ids: Vec<u64> = nodes.iter().filter_map(|n| n["id"].as_u64()).collect();
+    if json_ids != mask_ids(&online) {
+        return Err(format!("node ids {json_ids:?}, sysfs online {online}"));
+    }
+    let mut rows = Vec::new();
+    for (n, node) in online.iter().zip(nodes) {
+        let cpus: CpuSet = parse_list(&read(&format!("node{n}/cpulist"))?)
+            .map_err(|e| format!("node{n}/cpulist: {e}"))?;
+        let want: Vec<u64> = cpus.iter().map(|c| c as u64).collect();
+        if ids(&node["cpus"]) != want {
+            return Err(format!("node {n} cpus {}, sysfs {cpus}", node["cpus"]));
+        }
+        let total = parse_meminfo_kb(&read(&format!("node{n}/meminfo"))?, "MemTotal:")
+            .ok_or(format!("node{n}/meminfo: no MemTotal"))?;
+        let (jt, jf) = (
+            node["memory_total_bytes"].as_u64(),
+            node["memory_free_bytes"].as_u64(),
+        );
+        if jt != Some(total) || jf.is_none_or(|f| f > total) {
+            return Err(format!("node {n}: total {jt:?} free {jf:?}, sysfs MemTotal {total}"));
+        }
+        if node["has_memory"].as_bool() != Some(has_memory.contains(n))
+            || node["has_cpus"].as_bool() != Some(has_cpu.contains(n))
+        {
+            return Err(format!("node {n}: has_memory/has_cpus {node}"));
+        }
+        let mut row = [0u8; 64];
+        let k = parse_distance_row(&read(&format!("node{n}/distance"))?, &mut row)
+            .map_err(|e| format!("node{n}/distance: {e}"))?;
+        rows.push(row[..k].iter().map(|&d| u64::from(d)).collect::<Vec<u64>>());
+    }
+    let json_rows: Vec<Vec<u64>> = j["distances"]
+        .as_array()
+        .ok_or("no \"distances\"")?
+        .iter()
+        .map(ids)
+        .collect();
+    if json_rows != rows {
+        return Err(format!("distances {json_rows:?}, sysfs {rows:?}"));
+    }
+    let memory_only = has_memory.difference(&has_cpu);
+    if ids(&j["memory_only_nodes"]) != mask_ids(&memory_only) {
+        return Err(format!(
+            "memory_only_nodes {}, sysfs {memory_only}",
+            j["memory_only_nodes"]
+        ));
+    }
+    Ok(format!(
+        "{} nodes, memory-only {}, distances {rows:?}",
+        online.count(),
+        if memory_only.is_empty() { "none".to_string() } else { memory_only.to_string() }
+    ))
+}
+
+/// Pages of a child bound to the first memory node, moved by `numaperf migrate` to the
+/// last: every page is then there, as the child itself sees with `move_pages`.
+fn migrate_child(b: &LinuxBackend) -> Verdict {
+    let t = b.topology();
+    let nodes = t.memory_nodes().intersection(t.allowed_nodes());
+    let (Some(from), Some(to)) = (nodes.first(), nodes.last()) else {
+        return Verdict::Skip("no memory node".into());
+    };
+    if from == to {
+        return Verdict::Skip(format!("one memory node ({nodes})"));
+    }
+    match migrate(from, to) {
+        Ok(d) => Verdict::Pass(d),
+        Err(e) => Verdict::Fail(e),
+    }
+}
+
+fn migrate(from: NodeId, to: NodeId) -> Result<String, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
+    let mut child = Command::new(exe)
+        .args(["hold-pages", &from.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("spawn: {e}"))?;
+    let mut lines = BufReader::new(child.stdout.take().ok_or("no stdout")?).lines();
+    let ready = lines.next().and_then(Result::ok).unwrap_or_default();
+    let result = (|| {
+        if !ready.starts_with("READY") {
+            return Err(format!("child said {ready:?}"));
+        }
+        let out = Command::new(NUMAPERF)
+            .args(["migrate", &child.id().to_string(), &from.to_string(), &to.to_string()])
+            .output()
+            .map_err(|e| format!("{NUMAPERF}: {e}"))?;
+        let said = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if !out.status.success() {
+            return Err(format!(
+                "migrate exit {:?}: {}",
+                out.status.code(),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        let mut stdin = child.stdin.take().ok_or("no stdin")?;
+        writeln!(stdin, "{to}").map_err(|e| format!("child stdin: {e}"))?;
+        let placed = lines.next().and_then(Result::ok).unwrap_or_default();
+        // "PLACED <on target> <present> <total> <histogram>"
+        let f: Vec<&str> = placed.split_whitespace().collect();
+        match f.as_slice() {
+            ["PLACED", on, present, total, ..] if on == total && present == total => Ok(format!(
+                "node {from} -> {to}: {total} of {total} pages moved ({said}); {ready}"
+            )),
+            _ => Err(format!("after migrate ({said}) the child says {placed:?}")),
+        }
+    })();
+    let _ = child.kill();
+    let _ = child.wait();
+    result
+}
+
+/// The child (`payload hold-pages NODE`): 16 MiB bound to NODE and populated; says
+/// `READY`, waits for a node id on stdin, and says how many of its pages are there.
+pub fn hold_pages(node: &str) -> i32 {
+    let Ok(n) = node.parse::<u32>() else {
+        println!("bad node {node:?}");
+        return 2;
+    };
+    let policy = MemPolicy::Bind(NodeMask::single(NodeId::new(n)));
+    let region = match NumaRegion::anon(16 << 20, policy, Default::default(), Prefault::Populate) {
+        Ok(r) => r,
+        Err(e) => {
+            println!("region: {e}");
+            return 1;
+        }
+    };
+    match region.placement() {
+        Ok(p) => println!("READY {p}"),
+        Err(e) => println!("placement: {e}"),
+    }
+    let _ = std::io::stdout().flush();
+    let mut line = String::new();
+    if std::io::stdin().read_line(&mut line).is_err() {
+        return 1;
+    }
+    let Ok(to) = line.trim().parse::<u32>() else {
+        return 2;
+    };
+    match region.placement() {
+        Ok(p) => {
+            println!(
+                "PLACED {} {} {} {p}",
+                p.on(NodeId::new(to)),
+                p.present(),
+                p.total()
+            );
+            0
+        }
+        Err(e) => {
+            println!("placement: {e}");
+            1
+        }
+    }
+}
