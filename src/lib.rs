@@ -24,8 +24,8 @@ pub mod capabilities;
 mod devices;
 pub mod locality;
 mod place;
-mod process;
 pub mod pool;
+mod process;
 mod region;
 mod sharded;
 pub mod thread;
@@ -52,9 +52,9 @@ pub use numaperf_core::{
 #[cfg(target_os = "linux")]
 pub use numaperf_linux::LinuxBackend;
 pub use numaperf_portable::PortableBackend;
-pub use process::migrate_process;
 pub use place::{place, place_in, place_with, PlaceFlags, Placed};
 pub use pool::{Buffer, BufferPool, BufferPoolConfig, WorkerPool, WorkerPoolConfig};
+pub use process::migrate_process;
 pub use region::NumaRegion;
 pub use sharded::{NumaSharded, ShardMemory, ShardedCounter};
 pub use topology::{NumaNode, Topology};

@@ -227,4 +227,3 @@ impl TopologyInfo for Topology {
         self.table.memory_attributes(node)
     }
 }
-

@@ -14,7 +14,8 @@ use crate::mempolicy as mp;
 /// `i32::MAX`), `EINVAL` for a node the kernel does not know, and
 /// [`NumaError::Unsupported`] for a kernel without NUMA (`ENOSYS`).
 pub fn migrate_process(pid: u32, from: &NodeMask, to: &NodeMask) -> Result<usize, NumaError> {
-    let pid = i32::try_from(pid).map_err(|_| NumaError::from_errno("migrate_pages", Errno::ESRCH))?;
+    let pid =
+        i32::try_from(pid).map_err(|_| NumaError::from_errno("migrate_pages", Errno::ESRCH))?;
     let (old, new) = (from.to_kernel(), to.to_kernel());
     // One maxnode for both masks; the full words cover any maxnode.
     let maxnode = old.maxnode().max(new.maxnode());

@@ -2,18 +2,17 @@
 //! the guest's own sysfs files, and `/bin/numaperf migrate` of a child's pages from one
 //! memory node to another, checked by the child with `move_pages`.
 
-use std::fs;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 
-use numaperf::numa_core::parse::{parse_distance_row, parse_list, parse_meminfo_kb};
 use numaperf::{
-    CpuSet, LinuxBackend, MemPolicy, NodeId, NodeMask, NumaRegion, PlacementBackend, Prefault,
-    TopologyInfo,
+    LinuxBackend, MemPolicy, NodeId, NodeMask, NumaRegion, PlacementBackend, Prefault, TopologyInfo,
 };
-use serde_json::Value;
 
 use super::Verdict;
+
+#[path = "info_check.rs"]
+mod info_check;
 
 const NODE_ROOT: &str = "/sys/devices/system/node";
 const NUMAPERF: &str = "/bin/numaperf";
@@ -26,102 +25,24 @@ pub fn cases(b: &LinuxBackend) -> Vec<(&'static str, Verdict)> {
     ]
 }
 
-fn read(rel: &str) -> Result<String, String> {
-    fs::read_to_string(format!("{NODE_ROOT}/{rel}")).map_err(|e| format!("{rel}: {e}"))
-}
-
-fn mask(rel: &str) -> Result<NodeMask, String> {
-    parse_list(&read(rel)?).map_err(|e| format!("{rel}: {e}"))
-}
-
-fn ids(v: &Value) -> Vec<u64> {
-    v.as_array()
-        .map(|a| a.iter().filter_map(Value::as_u64).collect())
-        .unwrap_or_default()
-}
-
-fn mask_ids(m: &NodeMask) -> Vec<u64> {
-    m.iter().map(|n| u64::from(n.get())).collect()
-}
-
 /// `numaperf info --json`: node ids, CPUs, MemTotal, memory/CPU-less nodes and the
 /// distance matrix equal to what the kernel's files say.
 fn info_json_matches_sysfs() -> Verdict {
-    match check_info() {
-        Ok(d) => Verdict::Pass(d),
-        Err(e) => Verdict::Fail(e),
-    }
-}
-
-fn check_info() -> Result<String, String> {
-    let out = Command::new(NUMAPERF)
-        .args(["info", "--json"])
-        .output()
-        .map_err(|e| format!("{NUMAPERF}: {e}"))?;
+    let out = match Command::new(NUMAPERF).args(["info", "--json"]).output() {
+        Ok(o) => o,
+        Err(e) => return Verdict::Fail(format!("{NUMAPERF}: {e}")),
+    };
     if !out.status.success() {
-        return Err(format!(
+        return Verdict::Fail(format!(
             "exit {:?}: {}",
             out.status.code(),
             String::from_utf8_lossy(&out.stderr)
         ));
     }
-    let j: Value = serde_json::from_slice(&out.stdout).map_err(|e| format!("JSON: {e}"))?;
-    let online = mask("online")?;
-    let has_memory = mask("has_memory")?;
-    let has_cpu = mask("has_cpu")?;
-    let nodes = j["nodes"].as_array().ok_or("no \"nodes\" array")?;
-    let json_ids: Vec<u64> = nodes.iter().filter_map(|n| n["id"].as_u64()).collect();
-    if json_ids != mask_ids(&online) {
-        return Err(format!("node ids {json_ids:?}, sysfs online {online}"));
+    match info_check::json_matches_sysfs(&out.stdout, NODE_ROOT) {
+        Ok(d) => Verdict::Pass(d),
+        Err(e) => Verdict::Fail(e),
     }
-    let mut rows = Vec::new();
-    for (n, node) in online.iter().zip(nodes) {
-        let cpus: CpuSet = parse_list(&read(&format!("node{n}/cpulist"))?)
-            .map_err(|e| format!("node{n}/cpulist: {e}"))?;
-        let want: Vec<u64> = cpus.iter().map(|c| c as u64).collect();
-        if ids(&node["cpus"]) != want {
-            return Err(format!("node {n} cpus {}, sysfs {cpus}", node["cpus"]));
-        }
-        let total = parse_meminfo_kb(&read(&format!("node{n}/meminfo"))?, "MemTotal:")
-            .ok_or(format!("node{n}/meminfo: no MemTotal"))?;
-        let (jt, jf) = (
-            node["memory_total_bytes"].as_u64(),
-            node["memory_free_bytes"].as_u64(),
-        );
-        if jt != Some(total) || jf.is_none_or(|f| f > total) {
-            return Err(format!("node {n}: total {jt:?} free {jf:?}, sysfs MemTotal {total}"));
-        }
-        if node["has_memory"].as_bool() != Some(has_memory.contains(n))
-            || node["has_cpus"].as_bool() != Some(has_cpu.contains(n))
-        {
-            return Err(format!("node {n}: has_memory/has_cpus {node}"));
-        }
-        let mut row = [0u8; 64];
-        let k = parse_distance_row(&read(&format!("node{n}/distance"))?, &mut row)
-            .map_err(|e| format!("node{n}/distance: {e}"))?;
-        rows.push(row[..k].iter().map(|&d| u64::from(d)).collect::<Vec<u64>>());
-    }
-    let json_rows: Vec<Vec<u64>> = j["distances"]
-        .as_array()
-        .ok_or("no \"distances\"")?
-        .iter()
-        .map(ids)
-        .collect();
-    if json_rows != rows {
-        return Err(format!("distances {json_rows:?}, sysfs {rows:?}"));
-    }
-    let memory_only = has_memory.difference(&has_cpu);
-    if ids(&j["memory_only_nodes"]) != mask_ids(&memory_only) {
-        return Err(format!(
-            "memory_only_nodes {}, sysfs {memory_only}",
-            j["memory_only_nodes"]
-        ));
-    }
-    Ok(format!(
-        "{} nodes, memory-only {}, distances {rows:?}",
-        online.count(),
-        if memory_only.is_empty() { "none".to_string() } else { memory_only.to_string() }
-    ))
 }
 
 /// Pages of a child bound to the first memory node, moved by `numaperf migrate` to the
@@ -156,7 +77,12 @@ fn migrate(from: NodeId, to: NodeId) -> Result<String, String> {
             return Err(format!("child said {ready:?}"));
         }
         let out = Command::new(NUMAPERF)
-            .args(["migrate", &child.id().to_string(), &from.to_string(), &to.to_string()])
+            .args([
+                "migrate",
+                &child.id().to_string(),
+                &from.to_string(),
+                &to.to_string(),
+            ])
             .output()
             .map_err(|e| format!("{NUMAPERF}: {e}"))?;
         let said = String::from_utf8_lossy(&out.stdout).trim().to_string();

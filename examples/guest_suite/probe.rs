@@ -3,6 +3,9 @@
 
 /// Runs the probe with `args` (its name first); returns the exit code.
 pub fn main(args: Vec<String>) -> i32 {
-    eprintln!("{}: not built yet", args.first().map_or("placement-probe", |a| a));
+    eprintln!(
+        "{}: not built yet",
+        args.first().map_or("placement-probe", |a| a)
+    );
     2
 }

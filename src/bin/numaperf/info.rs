@@ -186,7 +186,10 @@ fn print_text(topo: &Topology, sec: Section, devices: Option<&DeviceMap>) -> Res
         }
         for n in topo.numa_nodes() {
             let on = node_devices(d, |l| matches!(l, Locality::Node(m) if *m == n.id()));
-            let near = node_devices(d, |l| matches!(l, Locality::NearCpusOf(m) if m.contains(n.id())));
+            let near = node_devices(
+                d,
+                |l| matches!(l, Locality::NearCpusOf(m) if m.contains(n.id())),
+            );
             print!("node {} devices: {}", n.id(), none_if_empty(&on.join(", ")));
             if !near.is_empty() {
                 print!(" (numa_node unknown, near its CPUs: {})", near.join(", "));
@@ -197,7 +200,9 @@ fn print_text(topo: &Topology, sec: Section, devices: Option<&DeviceMap>) -> Res
     if sec.shows(Section::Weights) {
         let w = topo.text(TopologyPart::Weights).to_string();
         if w.is_empty() {
-            println!("weighted interleave weights: none (the kernel has no table before Linux 6.9)");
+            println!(
+                "weighted interleave weights: none (the kernel has no table before Linux 6.9)"
+            );
         } else {
             print!("{w}");
         }
@@ -243,7 +248,11 @@ fn spaced(m: &NodeMask) -> String {
     v.join(" ")
 }
 
-fn json_object(topo: &Topology, sec: Section, devices: Option<&DeviceMap>) -> Result<Value, CliError> {
+fn json_object(
+    topo: &Topology,
+    sec: Section,
+    devices: Option<&DeviceMap>,
+) -> Result<Value, CliError> {
     let nodes: Vec<Value> = topo
         .numa_nodes()
         .iter()
@@ -295,7 +304,10 @@ fn json_object(topo: &Topology, sec: Section, devices: Option<&DeviceMap>) -> Re
         );
     }
     if sec.shows(Section::Capabilities) {
-        o.insert("capabilities".into(), capabilities_json(&Capabilities::detect()));
+        o.insert(
+            "capabilities".into(),
+            capabilities_json(&Capabilities::detect()),
+        );
     }
     if let Some(d) = devices {
         let list: Vec<Value> = d

@@ -101,7 +101,11 @@ fn one_line(e: &clap::Error) -> String {
     }
     let mut lines = text.lines().skip_while(|l| l.trim().is_empty());
     let first = lines.next().unwrap_or("");
-    let mut first = first.strip_prefix("error: ").unwrap_or(first).trim_end().to_string();
+    let mut first = first
+        .strip_prefix("error: ")
+        .unwrap_or(first)
+        .trim_end()
+        .to_string();
     if first.ends_with(':') {
         // "the following required arguments were not provided:" and its indented list.
         for l in lines.take_while(|l| !l.trim().is_empty()) {

@@ -50,7 +50,9 @@ fn nodes(text: &str, allowed: &NodeMask, which: &str) -> Result<NodeMask, CliErr
     let m = parse_node_spec(text, allowed)
         .map_err(|e| CliError::usage(format!("migrate: {which} {text:?}: {e}")))?;
     if m.is_empty() {
-        return Err(CliError::usage(format!("migrate: {which} {text:?} names no node")));
+        return Err(CliError::usage(format!(
+            "migrate: {which} {text:?} names no node"
+        )));
     }
     Ok(m)
 }
