@@ -15,9 +15,9 @@ use super::CliError;
 
 /// The JSON object `numaperf info --json` prints; this text is also its `--help`.
 pub const JSON_SCHEMA: &str = "\
-JSON (--json): one object. \"nodes\" is always there; the other keys are those of the
-section asked for (all: every key). Sizes are bytes, ids are numbers, lists are arrays.
-  schema             1 (raised only if a key changes meaning or goes away)
+JSON (--json): one object. \"schema\" and \"nodes\" are always there; the other keys
+are those of the section asked for (all: every key). Sizes are bytes, ids numbers.
+  schema             1, raised only if a key changes meaning or goes away  (always)
   nodes              [{id, cpus: [cpu], memory_total_bytes, memory_free_bytes,
                        has_memory, has_cpus}], by id                        (always)
   memory_only_nodes  [id]: nodes with memory and no CPU (CXL, HBM)         (topology)
