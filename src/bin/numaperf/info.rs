@@ -111,8 +111,11 @@ struct Affinity {
 
 fn affinity(topo: &Topology) -> Result<Affinity, CliError> {
     let b = DefaultBackend::shared()?;
-    let policy = thread::current_policy(&b)?.map(|p| p.policy);
+    // A backend that cannot read the policy (the portable one) says so in the name.
+    let read = thread::current_policy(&b);
+    let policy = read.as_ref().ok().and_then(|p| p.as_ref()).map(|p| p.policy.clone());
     let name = match &policy {
+        None if read.is_err() => "unknown",
         None => "default",
         Some(MemPolicy::Local) => "local",
         Some(MemPolicy::Bind(_)) => "bind",
