@@ -113,7 +113,11 @@ fn affinity(topo: &Topology) -> Result<Affinity, CliError> {
     let b = DefaultBackend::shared()?;
     // A backend that cannot read the policy (the portable one) says so in the name.
     let read = thread::current_policy(&b);
-    let policy = read.as_ref().ok().and_then(|p| p.as_ref()).map(|p| p.policy.clone());
+    let policy = read
+        .as_ref()
+        .ok()
+        .and_then(|p| p.as_ref())
+        .map(|p| p.policy.clone());
     let name = match &policy {
         None if read.is_err() => "unknown",
         None => "default",
