@@ -17,6 +17,7 @@ mod devices;
 mod existing;
 mod locality;
 pub mod mempolicy;
+mod shared;
 mod sys;
 mod topology;
 
