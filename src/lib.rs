@@ -27,6 +27,7 @@ mod place;
 pub mod pool;
 mod region;
 mod sharded;
+mod shared;
 pub mod thread;
 mod topology;
 
@@ -41,7 +42,7 @@ pub use numaperf_core::{
     CpuLocation, CpuSet, Enforcement, Errno, FileProblem, HugePages, KernelWeights, Mapping,
     MappingInfo, MemPolicy, NodeId, NodeMask, NodeMode, NodeWeights, NumaError, OptionConflict,
     PageCounts, PageLocation, PageRange, ParseError, PlacementBackend, Prefault, RegionOptions,
-    SysfsFile, ThreadPolicy, TopologyInfo,
+    SharedHandle, SharedKind, SysfsFile, ThreadPolicy, TopologyInfo,
 };
 pub use numaperf_core::{
     DevNumber, DeviceClass, DeviceKind, DeviceRef, DeviceSource, DeviceSpec, DeviceTable, Locality,
@@ -54,6 +55,7 @@ pub use place::{place, place_in, place_with, PlaceFlags, Placed};
 pub use pool::{Buffer, BufferPool, BufferPoolConfig, WorkerPool, WorkerPoolConfig};
 pub use region::NumaRegion;
 pub use sharded::{NumaSharded, ShardMemory, ShardedCounter};
+pub use shared::SharedRegion;
 pub use topology::{NumaNode, Topology};
 
 /// The `no_std` core crate (`numaperf-core`): parsers and pure policy logic. Named so

@@ -2,7 +2,7 @@
 //! pages) sized with `ftruncate` and mapped `MAP_SHARED`; a policy mbound on a shared
 //! mapping of shmem or hugetlbfs becomes the file's, so every process mapping it follows it.
 
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd};
+use std::os::fd::{BorrowedFd, FromRawFd, IntoRawFd, OwnedFd};
 use std::ptr::NonNull;
 
 use linux_raw_sys::general::{HUGETLBFS_MAGIC, TMPFS_MAGIC};
@@ -125,6 +125,7 @@ pub(crate) fn close(obj: &SharedObject) -> Result<(), NumaError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::fd::AsRawFd;
 
     #[test]
     fn a_memfd_is_shared_memory_and_a_regular_file_is_not() {

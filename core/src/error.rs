@@ -164,6 +164,15 @@ pub enum NumaError {
         /// The object's size in bytes.
         size: u64,
     },
+    /// Bytes `offset..offset + len` are not all inside a region of `size` bytes.
+    ByteRangeOutOfBounds {
+        /// First byte asked for.
+        offset: usize,
+        /// Bytes asked for.
+        len: usize,
+        /// Bytes in the region.
+        size: usize,
+    },
     /// No device of this name (a `netdev:`, `block:`, `pci:` or `file:` form's device).
     DeviceNotFound(DeviceRef),
     /// The device exists, but the kernel tells no node for it (not on PCI, or neither
@@ -415,6 +424,10 @@ impl fmt::Display for NumaError {
             NumaError::SharedObjectTooSmall { len, size } => write!(
                 f,
                 "the shared-memory object has {size} bytes, fewer than the {len} asked for"
+            ),
+            NumaError::ByteRangeOutOfBounds { offset, len, size } => write!(
+                f,
+                "bytes {offset}..+{len} are not inside the region's {size} bytes"
             ),
             NumaError::DeviceNotFound(d) => write!(f, "{d}: no such device"),
             NumaError::DeviceLocalityUnknown(d) => {
