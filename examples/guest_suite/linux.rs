@@ -162,6 +162,10 @@ fn soft_only(b: &LinuxBackend, report: &mut Report) {
 }
 
 pub fn main() {
+    // The second process of `shared_second_process`: this payload, run again.
+    if let Some(code) = behaviour::shared::child_if_asked() {
+        std::process::exit(code);
+    }
     let mode = std::env::args().nth(1).unwrap_or_else(|| "full".into());
     let root = numaperf::LinuxBackend::SYSFS_ROOT.to_string();
     print_sysfs(&root);
