@@ -38,7 +38,8 @@ pub(crate) fn create(len: usize, huge: HugePages, page: usize) -> Result<SharedO
 }
 
 /// A close-on-exec duplicate of the descriptor `h`, checked to be shmem (a memfd, tmpfs or
-/// `/dev/shm` file) or hugetlbfs, with its size rounded up to its pages.
+/// `/dev/shm` file) or hugetlbfs open for reading and writing, with its size rounded up
+/// to its pages.
 pub(crate) fn open(h: SharedHandle<'_>, page: usize) -> Result<SharedObject, NumaError> {
     if h.kind() != SharedKind::Fd || h.raw() < 0 {
         return Err(NumaError::NotSharedMemory);
@@ -53,6 +54,13 @@ pub(crate) fn open(h: SharedHandle<'_>, page: usize) -> Result<SharedObject, Num
         HUGETLBFS_MAGIC => usize::try_from(sfs.f_bsize).map_err(|_| NumaError::NotSharedMemory)?,
         _ => return Err(NumaError::NotSharedMemory),
     };
+    // A mapping every process writes needs a descriptor open for both.
+    let access = fs::fcntl_getfl(&fd).map_err(|e| errno_error("fcntl(F_GETFL)", e))?;
+    if access & fs::OFlags::RWMODE != fs::OFlags::RDWR {
+        return Err(NumaError::PermissionDenied {
+            op: "mmap(MAP_SHARED) of a descriptor not open for reading and writing",
+        });
+    }
     let st = fs::fstat(&fd).map_err(|e| errno_error("fstat", e))?;
     if !fs::FileType::from_raw_mode(st.st_mode).is_file() {
         return Err(NumaError::NotSharedMemory);
@@ -143,8 +151,16 @@ mod tests {
             }
         );
         close(&again).unwrap();
+        let path = format!("/proc/self/fd/{}", obj.raw());
+        let read_only = std::fs::File::open(path).unwrap();
+        // SAFETY: `read_only` lives to the end of the test.
+        let h = unsafe { SharedHandle::borrow_raw(read_only.as_raw_fd(), SharedKind::Fd) };
+        assert!(matches!(
+            open(h, page),
+            Err(NumaError::PermissionDenied { .. })
+        ));
         close(&obj).unwrap();
-        let file = std::fs::File::open("/proc/self/exe").unwrap();
+        let file = std::fs::File::open("/proc/self/status").unwrap();
         // SAFETY: `file` lives to the end of the test.
         let h = unsafe { SharedHandle::borrow_raw(file.as_raw_fd(), SharedKind::Fd) };
         assert_eq!(open(h, page).unwrap_err(), NumaError::NotSharedMemory);

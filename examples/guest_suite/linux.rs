@@ -13,7 +13,7 @@ use numaperf::{LinuxBackend, MemPolicy, NumaRegion, PlacementBackend, Prefault, 
 use numaperf_sim::{KernelFeature, SimMachine};
 
 /// Scenarios whose histograms are exact on a kernel booted with numa_balancing=disable.
-const EXACT: [&str; 16] = [
+const EXACT: [&str; 19] = [
     "bind_every_node",
     "preferred_every_node",
     "local_follows_pinned_cpu",
@@ -30,6 +30,9 @@ const EXACT: [&str; 16] = [
     "ltp_set_mempolicy02",
     "ltp_move_pages01_04",
     "ltp_move_pages02_09",
+    "shared_bind_every_node",
+    "shared_interleave",
+    "shared_hard_bind",
 ];
 
 /// What a case came to, as the markers print it.

@@ -228,20 +228,32 @@ fn shared_bad_input<B: PlacementBackend>(b: &B) -> CaseResult {
     };
     check(got == Err(want), || format!("too small: {got:?}"))?;
     n += 1;
-    #[cfg(unix)]
+    // A file of procfs (any backend: it is no shared memory), and, where the object is a
+    // file, a read-only descriptor of it (a mapping others write needs both).
+    #[cfg(target_os = "linux")]
     {
+        use numaperf::{SharedHandle, SharedKind};
         use std::os::fd::AsRawFd;
-        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-        let file = std::fs::File::open(exe).map_err(|e| e.to_string())?;
-        // SAFETY: `file` outlives the handle, which is used in the call below only.
-        let h = unsafe {
-            numaperf::SharedHandle::borrow_raw(file.as_raw_fd(), numaperf::SharedKind::Fd)
-        };
+        let status = std::fs::File::open("/proc/self/status").map_err(|e| e.to_string())?;
+        // SAFETY: `status` outlives the handle, which is used in the call below only.
+        let h = unsafe { SharedHandle::borrow_raw(status.as_raw_fd(), SharedKind::Fd) };
         let got = SharedRegion::open_in(b, h, None, Prefault::None).map(drop);
         check(got == Err(NumaError::NotSharedMemory), || {
-            format!("an ordinary file: {got:?}")
+            format!("a procfs file: {got:?}")
         })?;
         n += 1;
+        if let Some(fd) = r.fd() {
+            let path = format!("/proc/self/fd/{}", fd.as_raw_fd());
+            let ro = std::fs::File::open(path).map_err(|e| e.to_string())?;
+            // SAFETY: `ro` outlives the handle, which is used in the call below only.
+            let h = unsafe { SharedHandle::borrow_raw(ro.as_raw_fd(), SharedKind::Fd) };
+            let got = SharedRegion::open_in(b, h, None, Prefault::None).map(drop);
+            check(
+                matches!(got, Err(NumaError::PermissionDenied { .. })),
+                || format!("a read-only descriptor: {got:?}"),
+            )?;
+            n += 1;
+        }
     }
     Ok(Outcome::Pass(format!("{n} typed errors, nothing created")))
 }
