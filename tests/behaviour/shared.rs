@@ -10,7 +10,8 @@ use numaperf::{
 use numaperf_sim::{CallKind, Tracer};
 
 use super::{
-    check, err, first_absent, memory_nodes, page, two_memory_nodes, Case, CaseResult, Outcome,
+    check, err, first_absent, huge_2m, huge_page_nodes, memory_nodes, page, two_memory_nodes, Case,
+    CaseResult, Outcome,
 };
 
 /// Set in the environment of the second process: `pid fd len head mode nodes`.
@@ -165,6 +166,66 @@ fn shared_hard_bind<B: PlacementBackend>(b: &B) -> CaseResult {
     Ok(Outcome::Pass(
         all_on(&second, &one, "second mapping")?.to_string(),
     ))
+}
+
+/// Explicit 2 MiB huge pages (a hugetlbfs memfd): bound to a node with free huge pages,
+/// every huge page there, verified, and a second mapping sees them there; bound to a node
+/// without, a typed error; the node's pool gets its page back when both are dropped.
+fn shared_hugetlb<B: PlacementBackend>(b: &B) -> CaseResult {
+    let (with, without) = huge_page_nodes(b)?;
+    let Some(good) = with.first() else {
+        return Ok(Outcome::Skip(
+            "no node has free 2 MiB huge pages (the guests reserve some on node 0)".into(),
+        ));
+    };
+    let huge = huge_2m(b);
+    let opts = RegionOptions::default().huge_pages(HugePages::Explicit2M);
+    let mut seen = Vec::new();
+    if let Some(bad) = without.first() {
+        let got = SharedRegion::create_in(
+            b,
+            huge,
+            MemPolicy::Bind(NodeMask::single(bad)),
+            opts,
+            Prefault::None,
+        )
+        .map(drop);
+        check(
+            got == Err(NumaError::HugePagesUnavailable { page_size: huge }),
+            || format!("bound to node {bad} (no huge pages): {got:?}"),
+        )?;
+        seen.push(format!("node {bad}: HugePagesUnavailable"));
+    }
+    let before = b.free_memory(good, HugePages::Explicit2M).map_err(err)?;
+    let one = NodeMask::single(good);
+    {
+        let first =
+            SharedRegion::create_in(b, huge, MemPolicy::Bind(one), opts.hard(), Prefault::None)
+                .map_err(err)?;
+        check(first.enforcement() == Enforcement::Hard, || {
+            format!("hard Bind reported {:?}", first.enforcement())
+        })?;
+        let second = second_view(b, &first)?;
+        check(second.layout().page_size() == huge, || {
+            format!(
+                "the second mapping's page size is {}",
+                second.layout().page_size()
+            )
+        })?;
+        seen.push(format!(
+            "node {good}: {}",
+            all_on(&second, &one, "second mapping")?
+        ));
+        let during = b.free_memory(good, HugePages::Explicit2M).map_err(err)?;
+        check(during + huge as u64 == before, || {
+            format!("node {good}'s free huge memory went from {before} to {during} bytes")
+        })?;
+    }
+    let after = b.free_memory(good, HugePages::Explicit2M).map_err(err)?;
+    check(after == before, || {
+        format!("node {good}'s free huge memory is {after} bytes after drop, {before} before")
+    })?;
+    Ok(Outcome::Pass(seen.join("; ")))
 }
 
 fn shared_bad_input<B: PlacementBackend>(b: &B) -> CaseResult {
@@ -412,6 +473,10 @@ pub fn cases<B: PlacementBackend>() -> Vec<Case<B>> {
         Case {
             name: "shared_hard_bind",
             run: shared_hard_bind::<B>,
+        },
+        Case {
+            name: "shared_hugetlb",
+            run: shared_hugetlb::<B>,
         },
         Case {
             name: "shared_bad_input",
