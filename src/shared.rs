@@ -35,6 +35,29 @@ use numaperf_core::{
 ///
 /// `Hard` speaks for what this handle did and verified: another process can change the
 /// object's policy (an `mbind` on its mapping) or move its pages later.
+///
+/// ```no_run
+/// # fn main() -> Result<(), numaperf::NumaError> {
+/// use numaperf::{MemPolicy, NodeId, NodeMask, Prefault, RegionOptions, SharedRegion};
+///
+/// let node1 = MemPolicy::Bind(NodeMask::single(NodeId::new(1)));
+/// let r = SharedRegion::memfd(64 << 20, node1, RegionOptions::default(), Prefault::None)?;
+/// r.write_at(0, b"hello")?;
+/// // Another process gets this descriptor (over a Unix socket, or inherited) and opens it
+/// // with `SharedRegion::open(fd.as_fd(), None, Prefault::Touch)`: the pages it faults in
+/// // land on node 1 too.
+/// let fd = r.try_clone_fd()?;
+/// # drop(fd);
+/// # Ok(())
+/// # }
+/// ```
+///
+/// Plain slices need `unsafe`, because another mapping may write the bytes meanwhile:
+/// ```compile_fail,E0133
+/// fn first_byte(r: &numaperf::SharedRegion) -> u8 {
+///     r.as_slice()[0]
+/// }
+/// ```
 pub struct SharedRegion<B: PlacementBackend = DefaultBackend> {
     backend: B,
     object: SharedObject,
