@@ -20,7 +20,7 @@ use numaperf_core::region::{apply_policy, verify_placement};
 use numaperf_core::shared_region::{create_shared_region, open_shared_region};
 use numaperf_core::{
     Enforcement, Mapping, MappingInfo, MemPolicy, NodeMask, NumaError, PageCounts, PageLocation,
-    PlacementBackend, Prefault, RegionOptions, SharedHandle, SharedKind, SharedObject,
+    PlacementBackend, Prefault, RegionOptions, SharedHandle, SharedObject,
 };
 
 /// A shared-memory region: a memory object (a memfd, `MFD_HUGETLB` for explicit huge
@@ -97,7 +97,7 @@ impl SharedRegion<DefaultBackend> {
     ) -> Result<Self, NumaError> {
         use std::os::fd::AsRawFd;
         // SAFETY: `fd` is borrowed for the handle's lifetime, which ends in this call.
-        let h = unsafe { SharedHandle::borrow_raw(fd.as_raw_fd(), SharedKind::Fd) };
+        let h = unsafe { SharedHandle::borrow_raw(fd.as_raw_fd(), numaperf_core::SharedKind::Fd) };
         Self::open_in(DefaultBackend::shared()?, h, len, prefault)
     }
 }
@@ -172,7 +172,7 @@ impl<B: PlacementBackend> SharedRegion<B> {
     /// The object's file descriptor (`None` on a backend whose objects are not files).
     #[cfg(unix)]
     pub fn fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
-        (self.object.kind() == SharedKind::Fd).then(|| {
+        (self.object.kind() == numaperf_core::SharedKind::Fd).then(|| {
             // SAFETY: the region owns this descriptor until drop; the borrow ends first.
             unsafe { std::os::fd::BorrowedFd::borrow_raw(self.object.raw()) }
         })
