@@ -197,6 +197,36 @@ mod tests {
     }
 
     #[test]
+    fn every_failing_step_leaves_nothing_behind() {
+        use crate::{CallKind, FaultInjector};
+        use numaperf_core::Errno;
+        let bind1 = MemPolicy::Bind(NodeMask::single(NodeId::new(1)));
+        let o = RegionOptions::default().hard();
+        // The object's creation, its policy, its populate, the hard check.
+        for kind in [
+            CallKind::Map,
+            CallKind::ApplyPolicy,
+            CallKind::Prefault,
+            CallKind::PageLocations,
+        ] {
+            let f = FaultInjector::new(sim());
+            f.fail_next(kind, 1, Errno::EIO);
+            let r = create_shared_region(&f, 8 * 4096, &bind1, &o, Prefault::None);
+            assert!(r.is_err(), "{kind:?} failing: {r:?}");
+            assert_eq!(f.inner().mapping_count(), 0, "{kind:?} left a mapping");
+            assert_eq!(f.inner().usage()[1].free, 64 << 20, "{kind:?} kept memory");
+        }
+        // The mapping of a created object.
+        let f = FaultInjector::new(sim());
+        let obj = f.create_shared(8 * 4096, HugePages::None).unwrap();
+        f.fail_next(CallKind::Map, 1, Errno::EIO);
+        assert!(f.map_shared(&obj, 8 * 4096).is_err());
+        // SAFETY: made above by `f`, never mapped.
+        unsafe { f.close_shared(&obj).unwrap() };
+        assert_eq!(f.inner().mapping_count(), 0);
+    }
+
+    #[test]
     fn bad_handles_and_sizes_are_typed_errors() {
         let sim = sim();
         // SAFETY: 0 is only used as a (wrong) object number and a closed fd number.
