@@ -28,6 +28,7 @@ pub mod pool;
 mod process;
 mod region;
 mod sharded;
+mod shared;
 pub mod thread;
 mod topology;
 mod topology_text;
@@ -43,7 +44,7 @@ pub use numaperf_core::{
     CpuLocation, CpuSet, Enforcement, Errno, FileProblem, HugePages, KernelWeights, Mapping,
     MappingInfo, MemPolicy, NodeId, NodeMask, NodeMode, NodeWeights, NumaError, OptionConflict,
     PageCounts, PageLocation, PageRange, ParseError, PlacementBackend, Prefault, RegionOptions,
-    SysfsFile, ThreadPolicy, TopologyInfo,
+    SharedHandle, SharedKind, SysfsFile, ThreadPolicy, TopologyInfo,
 };
 pub use numaperf_core::{
     DevNumber, DeviceClass, DeviceKind, DeviceRef, DeviceSource, DeviceSpec, DeviceTable, Locality,
@@ -57,6 +58,7 @@ pub use pool::{Buffer, BufferPool, BufferPoolConfig, WorkerPool, WorkerPoolConfi
 pub use process::migrate_process;
 pub use region::NumaRegion;
 pub use sharded::{NumaSharded, ShardMemory, ShardedCounter};
+pub use shared::SharedRegion;
 pub use topology::{NumaNode, Topology};
 pub use topology_text::{TopologyPart, TopologyText};
 

@@ -84,3 +84,23 @@ fn pools_work_on_the_portable_backend() {
     assert_eq!(h.join(), Ok(42));
     assert_eq!(b().topology().nodes().count(), 1);
 }
+
+#[test]
+fn shared_regions_are_unsupported_and_bad_input_still_typed() {
+    let r = numaperf::SharedRegion::create_in(
+        b(),
+        1 << 20,
+        MemPolicy::Local,
+        RegionOptions::default(),
+        Prefault::None,
+    );
+    assert!(matches!(r, Err(NumaError::Unsupported { .. })), "{r:?}");
+    let r = numaperf::SharedRegion::create_in(
+        b(),
+        0,
+        MemPolicy::Local,
+        RegionOptions::default(),
+        Prefault::None,
+    );
+    assert_eq!(r.map(drop), Err(NumaError::ZeroSize));
+}

@@ -10,6 +10,10 @@ fn main() {
     use numaperf::LinuxBackend;
     use std::sync::Arc;
 
+    // The second process of `shared_second_process`: this binary, run again.
+    if let Some(code) = behaviour::shared::child_if_asked() {
+        std::process::exit(code);
+    }
     let args = behaviour::trials::arguments();
     let b = Arc::new(LinuxBackend::shared().expect("the Linux backend"));
     let mut trials = behaviour::trials::trials(

@@ -13,7 +13,8 @@ use numaperf_core::sysfs::node_free_bytes;
 use numaperf_core::{
     CpuLocation, CpuSet, FileProblem, HugePages, KernelWeights, Mapping, MemPolicy, NodeId,
     NodeMask, NodeMode, NodeWeights, NumaError, OptionConflict, OwnedTopology, PageLocation,
-    PageRange, PlacementBackend, Prefault, RegionOptions, SysfsFile, TopologyInfo,
+    PageRange, PlacementBackend, Prefault, RegionOptions, SharedHandle, SharedObject, SysfsFile,
+    TopologyInfo,
 };
 use rustix::fd::{AsFd, OwnedFd};
 use rustix::io::Errno;
@@ -559,6 +560,22 @@ impl PlacementBackend for LinuxBackend {
             .map_err(|e| errno_error("munmap", e))
     }
 
+    fn create_shared(&self, len: usize, huge: HugePages) -> Result<SharedObject, NumaError> {
+        crate::shared::create(len, huge, self.inner.page_size)
+    }
+
+    fn open_shared<'a>(&self, handle: SharedHandle<'a>) -> Result<SharedObject, NumaError> {
+        crate::shared::open(handle, self.inner.page_size)
+    }
+
+    fn map_shared(&self, obj: &SharedObject, len: usize) -> Result<Mapping, NumaError> {
+        crate::shared::map(obj, len)
+    }
+
+    unsafe fn close_shared(&self, obj: &SharedObject) -> Result<(), NumaError> {
+        crate::shared::close(obj)
+    }
+
     /// The v2 `memory.max - memory.current` (v1 `memory.limit_in_bytes -
     /// memory.usage_in_bytes`) of the process's cgroup and every ancestor, the least
     /// headroom winning. The mounts are read at the first call; each fresh reading
@@ -630,7 +647,7 @@ impl PlacementBackend for LinuxBackend {
 
 /// The typed error of a failed call. `ENOSYS` means the kernel (no `CONFIG_NUMA`) or this
 /// architecture (no raw system call layer: see `sys/`) lacks the call.
-fn errno_error(op: &'static str, e: Errno) -> NumaError {
+pub(crate) fn errno_error(op: &'static str, e: Errno) -> NumaError {
     if e == Errno::NOSYS {
         return NumaError::Unsupported {
             feature: op,

@@ -18,6 +18,7 @@ mod existing;
 mod locality;
 pub mod mempolicy;
 mod process;
+mod shared;
 mod sys;
 mod topology;
 

@@ -4,7 +4,7 @@
 use numaperf_core::{
     Capabilities, CpuLocation, CpuSet, FeatureSet, HugePages, KernelFeature, KernelWeights,
     Mapping, MemPolicy, MemoryLimit, NodeId, NodeMask, NodeMode, NumaError, PageLocation,
-    PageRange, PlacementBackend, Prefault, RegionOptions,
+    PageRange, PlacementBackend, Prefault, RegionOptions, SharedHandle, SharedObject,
 };
 
 use crate::calls::CallKind;
@@ -139,6 +139,25 @@ impl<B: PlacementBackend, H: CallHook> PlacementBackend for Hooked<B, H> {
         // SAFETY: our caller upholds `unmap`'s contract; `m` came from `self.map`, which
         // is `self.inner.map`.
         unsafe { self.inner.unmap(m) }
+    }
+    // A shared object's creation, opening and mapping are counted (and failed) as maps,
+    // its closing as an unmap, so a balanced trace holds as many of each.
+    fn create_shared(&self, len: usize, huge: HugePages) -> Result<SharedObject, NumaError> {
+        self.hook.before(CallKind::Map)?;
+        self.inner.create_shared(len, huge)
+    }
+    fn open_shared<'a>(&self, handle: SharedHandle<'a>) -> Result<SharedObject, NumaError> {
+        self.hook.before(CallKind::Map)?;
+        self.inner.open_shared(handle)
+    }
+    fn map_shared(&self, obj: &SharedObject, len: usize) -> Result<Mapping, NumaError> {
+        self.hook.before(CallKind::Map)?;
+        self.inner.map_shared(obj, len)
+    }
+    unsafe fn close_shared(&self, obj: &SharedObject) -> Result<(), NumaError> {
+        let _ = self.hook.before(CallKind::Unmap);
+        // SAFETY: our caller upholds `close_shared`'s contract; `obj` is `self.inner`'s.
+        unsafe { self.inner.close_shared(obj) }
     }
     fn current_cpu(&self) -> Result<CpuLocation, NumaError> {
         self.hook.before(CallKind::CurrentCpu)?;

@@ -11,7 +11,7 @@ use numaperf_core::region::round_to_unit;
 use numaperf_core::{
     CpuLocation, CpuSet, Errno, HugePages, KernelWeights, Mapping, MemPolicy, NodeId, NodeMask,
     NodeMode, NodeWeights, NumaError, OwnedTopology, PageLocation, PageRange, PlacementBackend,
-    Prefault, RegionOptions, TopologyInfo,
+    Prefault, RegionOptions, SharedHandle, SharedObject, TopologyInfo,
 };
 
 use crate::calls::{CallCounts, CallKind};
@@ -21,6 +21,8 @@ use crate::zonelists::{PolicyOrders, Zonelists};
 
 #[path = "numastat.rs"]
 mod numastat;
+#[path = "shared.rs"]
+mod shared;
 
 /// Base page size of a simulated machine unless its builder sets another
 /// ([`crate::SimBuilder::base_page_size`]).
@@ -68,6 +70,10 @@ struct SimMapping {
     /// VMAs after mbind on parts of a mapping).
     segments: Vec<Segment>,
     pages: Vec<Option<NodeId>>,
+    /// The shared object this is (`None`: private memory of one mapping).
+    object: Option<i32>,
+    /// Tokens and views holding a shared object (1 for private memory).
+    refs: usize,
 }
 
 /// The policy of pages `first..` up to the next segment's first page.
@@ -134,6 +140,10 @@ struct State {
     zonelists: Zonelists,
     /// The simulated memory cgroup's limit in bytes ([`SimMachine::set_memory_limit`]).
     memory_limit: Option<u64>,
+    /// Shared objects by number, at the start address of their memory in `maps`.
+    objects: BTreeMap<i32, usize>,
+    /// The last shared object number given out.
+    next_object: i32,
 }
 
 /// A simulated machine. `Send + Sync`: share it by reference or `Arc` across threads.
@@ -432,8 +442,7 @@ impl SimMachine {
                 } else {
                     (1, 0, base_shift)
                 };
-                let addr = start + i * m.unit;
-                let ilx = interleave_index(start, addr, shift, order);
+                let ilx = ilx_of(m, start, i, shift, order);
                 let order = orders.order(zonelists, &self.topology, local, ilx);
                 let node = place(nodes, m, order, count as u64)?;
                 numastat::count(nodes, m, node, order, local, &seg.policy);
@@ -469,7 +478,7 @@ impl SimMachine {
             if allowed.contains(old) {
                 continue;
             }
-            let ilx = interleave_index(start, start + i * m.unit, m.unit.trailing_zeros(), 0);
+            let ilx = ilx_of(m, start, i, m.unit.trailing_zeros(), 0);
             let seg = m.segment_at(i).0;
             if orders.as_ref().is_none_or(|o| o.0 != seg.first) {
                 let o = PolicyOrders::new(&seg.policy, &seg.opts, allowed);
@@ -562,6 +571,18 @@ fn containing(
         return Err(NumaError::ForeignMapping);
     }
     Ok((start, offset / sm.unit))
+}
+
+/// The interleave index of unit `i` of the mapping at `start` (units of
+/// `1 << (shift + order)` bytes): by virtual page number for private memory, by offset in
+/// the object biased by the object's number for a shared object (shmem biases by the
+/// inode number, so its first page need not get the mask's first node either).
+fn ilx_of(m: &SimMapping, start: usize, i: usize, shift: u32, order: u32) -> u64 {
+    let off = i * m.unit;
+    match m.object {
+        Some(id) => id as u64 + (off >> (shift + order)) as u64,
+        None => interleave_index(start, start + off, shift, order),
+    }
 }
 
 /// The simulated cgroup's limit, charged with the base pages the mappings hold.
@@ -709,6 +730,8 @@ impl PlacementBackend for SimMachine {
                 inherit: true,
             }],
             pages: vec![None; mapped / unit],
+            object: None,
+            refs: 1,
         };
         st.maps.insert(addr.as_ptr() as usize, m);
         // SAFETY: `addr..addr + mapped` is the block just allocated and kept in `maps`
@@ -834,10 +857,15 @@ impl PlacementBackend for SimMachine {
     unsafe fn unmap(&self, m: &Mapping) -> Result<(), NumaError> {
         self.calls.record(CallKind::Unmap);
         let mut st = self.state();
+        let start = m.as_ptr() as usize;
+        if st.maps.get(&start).is_some_and(|sm| sm.object.is_some()) {
+            // A view of a shared object: the object lives on while other views or
+            // tokens hold it.
+            self.drop_object_ref(&mut st, start);
+            return Ok(());
+        }
         let State { nodes, maps, .. } = &mut *st;
-        let sm = maps
-            .remove(&(m.as_ptr() as usize))
-            .ok_or(NumaError::ForeignMapping)?;
+        let sm = maps.remove(&start).ok_or(NumaError::ForeignMapping)?;
         for node in sm.pages.iter().flatten() {
             release(nodes, &sm, *node, 1);
         }
@@ -913,6 +941,23 @@ impl PlacementBackend for SimMachine {
         // SAFETY: inside a live simulated mapping (checked), which by this function's
         // contract stays mapped while the token lives; `unit` divides `len`.
         Ok(unsafe { Mapping::from_raw_parts(addr, len, len, sm.unit) })
+    }
+
+    fn create_shared(&self, len: usize, huge: HugePages) -> Result<SharedObject, NumaError> {
+        self.create_object(len, huge)
+    }
+
+    fn open_shared<'a>(&self, handle: SharedHandle<'a>) -> Result<SharedObject, NumaError> {
+        self.open_object(handle)
+    }
+
+    fn map_shared(&self, obj: &SharedObject, len: usize) -> Result<Mapping, NumaError> {
+        self.calls.record(CallKind::Map);
+        self.map_object(obj, len)
+    }
+
+    unsafe fn close_shared(&self, obj: &SharedObject) -> Result<(), NumaError> {
+        self.close_object(obj)
     }
 
     fn thread_policy(&self) -> Result<Option<numaperf_core::ThreadPolicy>, NumaError> {

@@ -12,6 +12,7 @@ use crate::node::{CpuSet, NodeId, NodeMask, MAX_NUMNODES};
 use crate::options::{HugePages, NodeMode, Prefault, RegionOptions};
 use crate::policy::MemPolicy;
 use crate::populate::PopulatePlan;
+use crate::shared::{SharedHandle, SharedObject};
 use crate::topology::TopologyInfo;
 use crate::weighted::KernelWeights;
 
@@ -493,6 +494,72 @@ pub trait PlacementBackend {
         })
     }
 
+    /// Creates a shared-memory object of `len` bytes rounded up to whole pages of `huge`
+    /// (Linux: a memfd, `MFD_CLOEXEC`, `MFD_HUGETLB` for explicit huge pages), unmapped.
+    /// A mapping of it ([`PlacementBackend::map_shared`]) in any process sees the same
+    /// pages, and a policy given to a mapping of it holds for the object: every mapping
+    /// allocates its pages by it. The default: [`NumaError::Unsupported`].
+    ///
+    /// # Errors
+    /// [`NumaError::ZeroSize`], [`NumaError::SizeOverflow`],
+    /// [`NumaError::HugePagesUnavailable`] for a huge page size the system lacks,
+    /// [`NumaError::Unsupported`], and the system's refusal.
+    fn create_shared(&self, len: usize, huge: HugePages) -> Result<SharedObject, NumaError> {
+        let _ = (len, huge);
+        Err(NumaError::Unsupported {
+            feature: "shared memory regions",
+            since: "a backend with shared memory (Linux memfd)",
+        })
+    }
+
+    /// Opens another token for the object `handle` names (Linux: a duplicate file
+    /// descriptor, close-on-exec), checked to be a shared-memory object placement holds
+    /// for, with its size and page size.
+    ///
+    /// # Errors
+    /// [`NumaError::NotSharedMemory`] for a handle that is not a shared-memory object of
+    /// this backend (an ordinary file, a pipe, another backend's object),
+    /// [`NumaError::ZeroSize`] for an empty object, [`NumaError::PermissionDenied`] for a
+    /// descriptor not open for reading and writing, [`NumaError::Unsupported`], and the
+    /// system's refusal (a closed descriptor).
+    fn open_shared<'a>(&self, handle: SharedHandle<'a>) -> Result<SharedObject, NumaError> {
+        let _ = handle;
+        Err(NumaError::Unsupported {
+            feature: "shared memory regions",
+            since: "a backend with shared memory (Linux memfd)",
+        })
+    }
+
+    /// Maps the first `len` bytes of `obj` (whole pages of its page size) shared and
+    /// read-write. The mapping is an ordinary token: the mapping methods act on it, and a
+    /// policy applied to (part of) it becomes the object's policy for that part, in every
+    /// mapping of it; `unmap` unmaps this view only.
+    ///
+    /// # Errors
+    /// [`NumaError::ZeroSize`], [`NumaError::SharedObjectTooSmall`] when the object holds
+    /// fewer than `len` bytes, [`NumaError::HugePagesUnavailable`], the system's refusal.
+    fn map_shared(&self, obj: &SharedObject, len: usize) -> Result<Mapping, NumaError> {
+        let _ = (obj, len);
+        Err(NumaError::Unsupported {
+            feature: "shared memory regions",
+            since: "a backend with shared memory (Linux memfd)",
+        })
+    }
+
+    /// Gives back the object token (Linux: closes the descriptor). The object lives on
+    /// while some mapping or other handle of it does.
+    ///
+    /// # Errors
+    /// The system's refusal (a token that is not this backend's).
+    ///
+    /// # Safety
+    /// `obj` came from this backend's `create_shared` or `open_shared` and is not used
+    /// after this call.
+    unsafe fn close_shared(&self, obj: &SharedObject) -> Result<(), NumaError> {
+        let _ = obj;
+        Err(NumaError::ForeignMapping)
+    }
+
     /// The calling thread's own default policy (`None`: it has none, so memory without
     /// a policy of its own is allocated on the faulting CPU's node). The default: `None`.
     ///
@@ -644,6 +711,23 @@ macro_rules! forward_backend {
             unsafe fn adopt(&self, addr: NonNull<u8>, len: usize) -> Result<Mapping, NumaError> {
                 // SAFETY: the caller upholds `adopt`'s contract for the backend behind the handle.
                 unsafe { (**self).adopt(addr, len) }
+            }
+            fn create_shared(
+                &self,
+                len: usize,
+                huge: HugePages,
+            ) -> Result<SharedObject, NumaError> {
+                (**self).create_shared(len, huge)
+            }
+            fn open_shared<'a>(&self, handle: SharedHandle<'a>) -> Result<SharedObject, NumaError> {
+                (**self).open_shared(handle)
+            }
+            fn map_shared(&self, obj: &SharedObject, len: usize) -> Result<Mapping, NumaError> {
+                (**self).map_shared(obj, len)
+            }
+            unsafe fn close_shared(&self, obj: &SharedObject) -> Result<(), NumaError> {
+                // SAFETY: the caller upholds `close_shared`'s contract for the backend.
+                unsafe { (**self).close_shared(obj) }
             }
             fn thread_policy(&self) -> Result<Option<ThreadPolicy>, NumaError> {
                 (**self).thread_policy()

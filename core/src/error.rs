@@ -154,6 +154,25 @@ pub enum NumaError {
     /// The range is (partly) an ordinary file mapping: its page-cache pages stay where the
     /// file was read, whatever policy the mapping is given.
     FileBackedMemory,
+    /// A handle to open as a shared region that is not a shared-memory object (a memfd,
+    /// tmpfs/shm or hugetlbfs file) of this backend: a policy would not hold for it.
+    NotSharedMemory,
+    /// A shared-memory object smaller than the length asked to map of it.
+    SharedObjectTooSmall {
+        /// Bytes asked for.
+        len: usize,
+        /// The object's size in bytes.
+        size: u64,
+    },
+    /// Bytes `offset..offset + len` are not all inside a region of `size` bytes.
+    ByteRangeOutOfBounds {
+        /// First byte asked for.
+        offset: usize,
+        /// Bytes asked for.
+        len: usize,
+        /// Bytes in the region.
+        size: usize,
+    },
     /// No device of this name (a `netdev:`, `block:`, `pci:` or `file:` form's device).
     DeviceNotFound(DeviceRef),
     /// The device exists, but the kernel tells no node for it (not on PCI, or neither
@@ -398,6 +417,17 @@ impl fmt::Display for NumaError {
             ),
             NumaError::FileBackedMemory => f.write_str(
                 "an ordinary file mapping: its page-cache pages ignore memory policy",
+            ),
+            NumaError::NotSharedMemory => f.write_str(
+                "not a shared-memory object (memfd, tmpfs or hugetlbfs file) of this backend",
+            ),
+            NumaError::SharedObjectTooSmall { len, size } => write!(
+                f,
+                "the shared-memory object has {size} bytes, fewer than the {len} asked for"
+            ),
+            NumaError::ByteRangeOutOfBounds { offset, len, size } => write!(
+                f,
+                "bytes {offset}..+{len} are not inside the region's {size} bytes"
             ),
             NumaError::DeviceNotFound(d) => write!(f, "{d}: no such device"),
             NumaError::DeviceLocalityUnknown(d) => {

@@ -41,6 +41,8 @@ pub mod parse;
 pub mod policy;
 pub mod populate;
 pub mod region;
+pub mod shared;
+pub mod shared_region;
 #[cfg(feature = "alloc")]
 pub mod sysfs;
 #[cfg(feature = "std")]
@@ -73,6 +75,7 @@ pub use options::{Enforcement, HugePages, NodeMode, Prefault, RegionOptions};
 pub use parse::{DeviceSpec, ParseError, ParseErrorKind};
 pub use policy::{MemPolicy, NodeWeights};
 pub use region::create_region;
+pub use shared::{SharedHandle, SharedKind, SharedObject};
 #[cfg(feature = "alloc")]
 pub use topology::OwnedTopology;
 pub use topology::{FixedTopology, NodeInfo, TopologyInfo};

@@ -47,18 +47,18 @@ pub fn round_to_unit(len: usize, unit: usize) -> Result<usize, NumaError> {
 }
 
 /// Unmaps on drop unless disarmed: the one place error paths clean up.
-struct UnmapGuard<'a, B: PlacementBackend + ?Sized> {
-    backend: &'a B,
-    mapping: Option<Mapping>,
+pub(crate) struct UnmapGuard<'a, B: PlacementBackend + ?Sized> {
+    pub(crate) backend: &'a B,
+    pub(crate) mapping: Option<Mapping>,
 }
 
 impl<B: PlacementBackend + ?Sized> UnmapGuard<'_, B> {
-    fn mapping(&self) -> &Mapping {
+    pub(crate) fn mapping(&self) -> &Mapping {
         // Invariant: `mapping` is Some until `disarm` consumes the guard.
         self.mapping.as_ref().unwrap_or_else(|| unreachable!())
     }
 
-    fn disarm(mut self) -> Mapping {
+    pub(crate) fn disarm(mut self) -> Mapping {
         self.mapping.take().unwrap_or_else(|| unreachable!())
     }
 }
@@ -261,15 +261,33 @@ pub fn create_region<B: PlacementBackend + ?Sized>(
     opts: &RegionOptions,
     prefault: Prefault,
 ) -> Result<(Mapping, Enforcement), NumaError> {
+    create_with(b, len, policy, opts, prefault, || {
+        Ok((b.map(len, opts.huge_pages)?, ()))
+    })
+    .map(|(m, (), e)| (m, e))
+}
+
+/// [`create_region`] with the mapping made by `make` once the input is validated and the
+/// capacity checked; `make` may return something that cleans up on drop (`T`), which is
+/// dropped after the mapping is unmapped on an error path.
+pub(crate) fn create_with<B: PlacementBackend + ?Sized, T>(
+    b: &B,
+    len: usize,
+    policy: &MemPolicy,
+    opts: &RegionOptions,
+    prefault: Prefault,
+    make: impl FnOnce() -> Result<(Mapping, T), NumaError>,
+) -> Result<(Mapping, T, Enforcement), NumaError> {
     let eff = policy.validate(opts, b.topology())?;
     let bytes = round_to_unit(len, opts.huge_pages.unit(b.base_page_size()))?;
     let prefault = effective_prefault(prefault, opts);
     if prefault != Prefault::None {
         check_capacity(b, policy, &eff, opts, bytes)?;
     }
+    let (mapping, extra) = make()?;
     let guard = UnmapGuard {
         backend: b,
-        mapping: Some(b.map(len, opts.huge_pages)?),
+        mapping: Some(mapping),
     };
     let m = guard.mapping();
     // SAFETY: `m` was just mapped by `b` and is owned by the guard; no reference to its
@@ -310,7 +328,7 @@ pub fn create_region<B: PlacementBackend + ?Sized>(
     } else {
         Enforcement::Soft
     };
-    Ok((guard.disarm(), enforcement))
+    Ok((guard.disarm(), extra, enforcement))
 }
 
 #[cfg(test)]

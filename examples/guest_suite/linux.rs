@@ -15,7 +15,7 @@ use numaperf::{LinuxBackend, MemPolicy, NumaRegion, PlacementBackend, Prefault, 
 use numaperf_sim::{KernelFeature, SimMachine};
 
 /// Scenarios whose histograms are exact on a kernel booted with numa_balancing=disable.
-const EXACT: [&str; 16] = [
+const EXACT: [&str; 19] = [
     "bind_every_node",
     "preferred_every_node",
     "local_follows_pinned_cpu",
@@ -32,6 +32,9 @@ const EXACT: [&str; 16] = [
     "ltp_set_mempolicy02",
     "ltp_move_pages01_04",
     "ltp_move_pages02_09",
+    "shared_bind_every_node",
+    "shared_interleave",
+    "shared_hard_bind",
 ];
 
 /// What a case came to, as the markers print it.
@@ -164,6 +167,10 @@ fn soft_only(b: &LinuxBackend, report: &mut Report) {
 }
 
 pub fn main() {
+    // The second process of `shared_second_process`: this payload, run again.
+    if let Some(code) = behaviour::shared::child_if_asked() {
+        std::process::exit(code);
+    }
     let mode = std::env::args().nth(1).unwrap_or_else(|| "full".into());
     if mode == "hold-pages" {
         let node = std::env::args().nth(2).unwrap_or_default();

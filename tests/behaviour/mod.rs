@@ -24,6 +24,7 @@ mod ltp;
 mod memattrs;
 #[cfg(target_os = "linux")]
 pub mod node_alloc;
+pub mod shared;
 pub mod thread_policy;
 pub mod trials;
 mod truth;
@@ -926,5 +927,6 @@ pub fn cases<B: PolicyOracle>() -> Vec<Case<B>> {
     all.extend(ltp::cases::<B>());
     all.extend(truth::cases::<B>());
     all.extend(thread_policy::cases::<B>());
+    all.extend(shared::cases::<B>());
     all
 }
