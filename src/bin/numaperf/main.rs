@@ -50,11 +50,16 @@ where
 {
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
-        Err(e) => {
-            // --help and --version print to stdout and succeed; real usage errors exit 2.
-            let code = if e.use_stderr() { 2 } else { 0 };
+        Err(e) if !e.use_stderr() => {
+            // --help and --version print to stdout and succeed.
             let _ = e.print();
-            return ExitCode::from(code);
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            // A usage error: clap's message in one line (what it says before its usage
+            // and hint paragraphs), exit 2.
+            eprintln!("{}", one_line(&e.render().to_string()));
+            return ExitCode::from(2);
         }
     };
     let result = match &cli.command {
@@ -71,6 +76,15 @@ where
             ExitCode::from(e.exit_code())
         }
     }
+}
+
+/// The first paragraph of a multi-line message, its lines joined by spaces.
+fn one_line(text: &str) -> String {
+    text.lines()
+        .map(str::trim)
+        .take_while(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[allow(dead_code)] // unused where this file is included as a module (the guest payload)
