@@ -144,3 +144,11 @@ fn this_host_every_pair() {
         assert!(report.bandwidth(t).iter().flatten().all(|&x| x > 0.0));
     }
 }
+
+#[test]
+fn a_small_buffer_caps_the_threads_at_two_lines_each() {
+    let sim = SimMachine::from_spec("1 nodes x 64 cpus x 32 MiB").unwrap();
+    let report = membench::run_in(&sim, &quick(4096), &mut |_| {}).unwrap();
+    assert_eq!(report.threads, vec![4096 / 128]);
+    assert!(report.read_mb_s[0][0] > 0.0);
+}

@@ -4,6 +4,8 @@ use crate::behaviour;
 
 #[path = "cgroup_limit.rs"]
 mod cgroup_limit;
+#[path = "cli_bench.rs"]
+mod cli_bench;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -209,6 +211,11 @@ pub fn main() {
         "kernel/cgroup_memory_limit",
         &cgroup_limit::cgroup_limit(&b),
     );
+
+    // numaperf bench (issue 15.5): the full matrix, placement checked.
+    for (name, verdict) in cli_bench::cases(&b) {
+        report.case(name, &verdict);
+    }
 
     // Weighted interleave: the kernel's table exists from 6.9 on, and then the kernel's
     // own mode places pages (on older kernels numaperf lays out chunks itself).

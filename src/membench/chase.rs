@@ -2,7 +2,9 @@
 //! buffer (each slot holds the index of the next), and a chase of dependent loads along it.
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use super::clock::Stopwatch;
 
 /// Bytes per slot: one cache line on the machines numaperf runs on (x86_64, aarch64,
 /// riscv64, powerpc64 all move memory in 64-byte lines or multiples of them).
@@ -63,7 +65,7 @@ pub(crate) fn chase(words: &[u64], budget: Duration) -> f64 {
     let mut at = 0usize;
     // Warm-up: the first batch brings the TLB and the walk to a steady state.
     at = run(words, at, BATCH);
-    let start = Instant::now();
+    let start = Stopwatch::start();
     let mut loads = 0u64;
     loop {
         at = run(words, at, BATCH);

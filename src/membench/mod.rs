@@ -17,6 +17,7 @@
 //! ```
 
 mod chase;
+mod clock;
 mod stream;
 
 use std::sync::Barrier;
@@ -45,9 +46,11 @@ pub struct BenchConfig {
     /// it; the bandwidth threads split it into one slice each).
     pub size: usize,
     /// Bandwidth threads per CPU node, each pinned to a CPU of its own (`None`: one per
-    /// CPU of the node this process may use; more than the node has: as many as it has).
+    /// CPU of the node this process may use; more than the node has: as many as it has;
+    /// never so many that a thread's slice is under two cache lines).
     pub threads: Option<usize>,
-    /// How long each figure is measured (at least one full pass for bandwidth).
+    /// How long each figure is measured (at least one full pass for bandwidth), in each
+    /// measuring thread's own CPU time on Linux, wall-clock time elsewhere.
     pub duration: Duration,
     /// Seeds the chase's random cycle (the same seed lays the same cycle).
     pub seed: u64,
@@ -247,10 +250,12 @@ pub fn run_in<B: PlacementBackend + Sync>(
     let topo = backend.topology();
     let mut cpu_nodes = Vec::new();
     let mut cpus = Vec::new();
+    // Every thread gets at least two slots of its own.
+    let most = config.size / (2 * chase::SLOT_BYTES);
     for n in topo.cpu_nodes().iter() {
         if let Ok(set) = node_cpus(backend, n) {
             let all: Vec<usize> = set.iter().collect();
-            let want = config.threads.unwrap_or(all.len()).min(all.len());
+            let want = config.threads.unwrap_or(all.len()).min(all.len()).min(most);
             cpu_nodes.push(n);
             cpus.push(all[..want].to_vec());
         }

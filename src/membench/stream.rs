@@ -2,7 +2,9 @@
 //! one thread's slice, repeated for a time budget.
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use super::clock::Stopwatch;
 
 /// What a bandwidth figure measures.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -33,7 +35,7 @@ impl Traffic {
 /// Runs `traffic` over `slice` pass after pass for at least `budget` (at least one pass);
 /// returns the bytes moved and the time taken.
 pub(crate) fn stream(traffic: Traffic, slice: &mut [u64], budget: Duration) -> (u64, Duration) {
-    let start = Instant::now();
+    let start = Stopwatch::start();
     let mut bytes = 0u64;
     let mut pass = 0u64;
     loop {

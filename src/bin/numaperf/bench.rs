@@ -46,8 +46,10 @@ Figures (rows: nodes with CPUs, columns: nodes with memory):
              plus bytes written, as STREAM counts)
 Each buffer is bound to its node (hard mode: populated and every page verified there,
 transparent huge pages asked for) and checked again after its figures; each bandwidth
-thread is pinned to a CPU of its own with a slice of its own. Build with --release:
-a debug build's figures mean little.";
+thread is pinned to a CPU of its own with a slice of its own. Time is each thread's own
+CPU time on Linux (time spent descheduled on a busy machine does not count). Build with
+--release: a debug build's figures mean little.
+";
 
 /// Arguments of `numaperf bench`.
 #[derive(Args, Debug)]
