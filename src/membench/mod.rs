@@ -305,17 +305,18 @@ pub fn run_in<B: PlacementBackend + Sync>(
         let mut region = bound_region(backend, node, config.size)?;
         let words = as_words(&mut region);
         chase::link_cycle(words, config.seed ^ u64::from(node.get()));
-        for r in 0..rows {
-            let (ns, on_node) = latency(backend, cpus[r][0], report.cpu_nodes[r], words, config)?;
+        for (r, threads) in cpus.iter().enumerate() {
+            let cpu_node = report.cpu_nodes[r];
+            let (ns, on_node) = latency(backend, threads[0], cpu_node, words, config)?;
             report.latency_ns[r][c] = ns;
             report.cpus_verified &= on_node;
             step(&report, r, c, Figure::Latency);
         }
-        for r in 0..rows {
+        for (r, threads) in cpus.iter().enumerate() {
+            let cpu_node = report.cpu_nodes[r];
             for traffic in Traffic::ALL {
-                let cpu_node = report.cpu_nodes[r];
                 let (mb_s, on_node) =
-                    bandwidth(backend, &cpus[r], cpu_node, words, traffic, config.duration)?;
+                    bandwidth(backend, threads, cpu_node, words, traffic, config.duration)?;
                 report.bandwidth_mut(traffic)[r][c] = mb_s;
                 report.cpus_verified &= on_node;
                 step(&report, r, c, Figure::Bandwidth(traffic));
