@@ -148,6 +148,13 @@ pub struct MemoryCheck {
 }
 
 /// The matrices: row `i` is `cpu_nodes[i]`, column `j` is `memory_nodes[j]`.
+///
+/// `numaperf bench --json` prints it as one object whose keys are stable:
+/// `cpu_nodes`, `memory_nodes` (arrays of node ids), `latency_ns` (the latency matrix),
+/// `bandwidth_mb_s` (an object with the `read`, `write` and `copy` matrices), `size_bytes`,
+/// `threads` (per CPU node), `duration_ms`, `llc_bytes` (`null` when unknown), `placement`
+/// (per memory node: `node`, `enforcement` `"hard"`/`"soft"`, `pages`, `pages_on_node`,
+/// `verified`), `cpus_verified` and `optimized`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BenchReport {
     /// Nodes with CPUs this process may use, by id.
