@@ -23,6 +23,7 @@ mod alloc;
 pub mod capabilities;
 mod devices;
 pub mod locality;
+pub mod membench;
 mod place;
 pub mod pool;
 mod process;

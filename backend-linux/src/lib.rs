@@ -11,6 +11,7 @@
 
 mod affinity;
 mod backend;
+mod cache;
 mod capabilities;
 mod cgroup;
 mod devices;
@@ -23,6 +24,7 @@ mod sys;
 mod topology;
 
 pub use backend::{kernel_weights, LinuxBackend};
+pub use cache::{last_level_cache, SYSFS_CPU_ROOT};
 pub use devices::{file_device_number, read_devices, SYSFS_ROOT};
 pub use locality::LinuxLocality;
 pub use process::migrate_process;

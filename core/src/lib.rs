@@ -18,6 +18,7 @@ extern crate std;
 extern crate std;
 
 pub mod backend;
+pub mod byte_size;
 pub mod capabilities;
 pub mod cgroup;
 pub mod device;

@@ -6,6 +6,8 @@ use crate::behaviour;
 mod cgroup_limit;
 #[path = "cli.rs"]
 mod cli_cases;
+#[path = "cli_bench.rs"]
+mod cli_bench;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -226,6 +228,11 @@ pub fn main() {
     // The numaperf command (issue 15), as /bin/numaperf.
     for (name, v) in cli_cases::cases(&b) {
         report.case(name, &v);
+    }
+
+    // numaperf bench (issue 15.5): the full matrix, placement checked.
+    for (name, verdict) in cli_bench::cases(&b) {
+        report.case(name, &verdict);
     }
 
     // Weighted interleave: the kernel's table exists from 6.9 on, and then the kernel's
