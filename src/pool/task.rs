@@ -3,7 +3,9 @@
 
 use std::any::Any;
 use std::cell::UnsafeCell;
+use std::mem::ManuallyDrop;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::{self, Thread};
@@ -35,66 +37,121 @@ pub(crate) trait Task: Send + Sync {
     unsafe fn cancel(&self);
 }
 
-/// A fire-and-forget closure (no handle, so it needs no shared cell).
-pub(crate) type Once = Box<dyn FnOnce() + Send>;
-
-/// What a job runs: a closure it owns alone, or a task shared with a handle.
-enum Work {
-    Once(Once),
-    Shared(Arc<dyn Task>),
+/// A queued task: two words (rayon's `JobRef` shape), so a deque slot is small and a
+/// push moves little. `data` is the task's one allocation (a boxed fire-and-forget
+/// closure, or the cell shared with a handle) and `exec` runs or cancels it, exactly once.
+/// Dropped unrun, a job cancels its task.
+pub(crate) struct Job {
+    data: NonNull<()>,
+    /// Runs (`false`) or cancels (`true`) the task behind `data`, frees what the job
+    /// owns, then counts the task's scope down. Never unwinds.
+    exec: unsafe fn(NonNull<()>, bool),
 }
 
-/// A queued task, and (for a scoped task) the count its scope waits on. Dropped unrun,
-/// it cancels its task.
-pub(crate) struct Job {
-    work: Option<Work>,
-    /// Counted down after `work` is gone, so nothing the task borrowed outlives the count.
-    _scope: Option<ScopeCount>,
+// SAFETY: a job is made only from `F: Send` closures (and `T: Send` results), and it is
+// the sole owner of its `data` until `exec` consumes it: moving it to another thread
+// moves that ownership, as a `Box<dyn FnOnce() + Send>` would.
+unsafe impl Send for Job {}
+
+/// A fire-and-forget closure and its scope's count.
+struct OnceJob<F> {
+    f: F,
+    scope: Option<ScopeCount>,
+}
+
+/// Drops a panic payload, and any payload that dropping it panics with.
+fn drop_payloads(mut r: std::thread::Result<()>) {
+    while let Err(payload) = r {
+        r = catch_unwind(AssertUnwindSafe(move || drop(payload)));
+    }
+}
+
+/// `exec` of a fire-and-forget job.
+///
+/// # Safety
+/// `data` comes from `Box::<OnceJob<F>>::into_raw` in `Job::once`, and this is its only call.
+unsafe fn exec_once<F: FnOnce() + Send>(data: NonNull<()>, cancel: bool) {
+    // SAFETY: the caller's contract: we own the box now.
+    let job = unsafe { Box::from_raw(data.as_ptr().cast::<OnceJob<F>>()) };
+    let OnceJob { f, scope } = *job;
+    // A detached task's panic is caught here: nobody waits for it.
+    let r = if cancel {
+        catch_unwind(AssertUnwindSafe(move || drop(f)))
+    } else {
+        catch_unwind(AssertUnwindSafe(f))
+    };
+    drop_payloads(r);
+    // The scope counts down after the closure (and all it borrowed) is gone.
+    drop(scope);
+}
+
+/// `exec` of a job whose task has a handle.
+///
+/// # Safety
+/// `data` comes from `Arc::<Cell<F, T>>::into_raw` in `Job::task` (that count is ours
+/// now), and this is its only call.
+unsafe fn exec_cell<F: FnOnce() -> T + Send, T: Send>(data: NonNull<()>, cancel: bool) {
+    // SAFETY: the caller's contract: the job's strong count comes back to us.
+    let c = unsafe { Arc::from_raw(data.as_ptr().cast_const().cast::<Cell<F, T>>()) };
+    // SAFETY: only the job (this call, once) touches `scope`.
+    let scope = unsafe { (*c.scope.get()).take() };
+    let r = catch_unwind(AssertUnwindSafe(move || {
+        // SAFETY: this is the one run-or-cancel of the task (see `Task`).
+        unsafe {
+            if cancel {
+                c.cancel();
+            } else {
+                c.run();
+            }
+        }
+        drop(c); // may drop a result nobody will read
+    }));
+    drop_payloads(r);
+    drop(scope);
 }
 
 impl Job {
-    pub(crate) fn new(task: Arc<dyn Task>, scope: Option<ScopeCount>) -> Job {
+    /// A job running `f` (no handle; one allocation).
+    ///
+    /// # Safety
+    /// Whatever `f` borrows stays alive until the job has run or been dropped (for a
+    /// scoped job, the scope's count, dropped after `f`, guarantees it).
+    pub(crate) unsafe fn once<F: FnOnce() + Send>(f: F, scope: Option<ScopeCount>) -> Job {
+        let data = Box::into_raw(Box::new(OnceJob { f, scope }));
         Job {
-            work: Some(Work::Shared(task)),
-            _scope: scope,
+            // SAFETY: `Box::into_raw` never gives null.
+            data: unsafe { NonNull::new_unchecked(data.cast::<()>()) },
+            exec: exec_once::<F>,
         }
     }
 
-    pub(crate) fn once(f: Once, scope: Option<ScopeCount>) -> Job {
+    /// A job running the task of `c` (whose other owner is its handle).
+    ///
+    /// # Safety
+    /// As for [`Job::once`], for the closure inside `c`; and no other job is made of `c`.
+    pub(crate) unsafe fn task<F: FnOnce() -> T + Send, T: Send>(c: Arc<Cell<F, T>>) -> Job {
+        let data = Arc::into_raw(c).cast_mut();
         Job {
-            work: Some(Work::Once(f)),
-            _scope: scope,
+            // SAFETY: `Arc::into_raw` never gives null.
+            data: unsafe { NonNull::new_unchecked(data.cast::<()>()) },
+            exec: exec_cell::<F, T>,
         }
     }
 
     /// Runs the task; a panic of the task itself is caught inside it (a detached one's
     /// here: nobody waits for it), and one from dropping what it left behind (a result
     /// nobody will read) is caught here too.
-    pub(crate) fn run(mut self) {
-        let mut r = match self.work.take() {
-            Some(Work::Once(f)) => catch_unwind(AssertUnwindSafe(f)),
-            // SAFETY: `take` leaves this the only call of run/cancel for this task.
-            Some(Work::Shared(t)) => catch_unwind(AssertUnwindSafe(move || unsafe { t.run() })),
-            None => Ok(()),
-        };
-        while let Err(payload) = r {
-            r = catch_unwind(AssertUnwindSafe(move || drop(payload)));
-        }
-        // `self` drops here: the scope count goes down after the task is gone.
+    pub(crate) fn run(self) {
+        let job = ManuallyDrop::new(self);
+        // SAFETY: `job` is consumed and never dropped: this is `exec`'s only call.
+        unsafe { (job.exec)(job.data, false) }
     }
 }
 
 impl Drop for Job {
     fn drop(&mut self) {
-        let mut r = match self.work.take() {
-            Some(Work::Once(f)) => catch_unwind(AssertUnwindSafe(move || drop(f))),
-            // SAFETY: as in `run`: `take` makes this the only call for this task.
-            Some(Work::Shared(t)) => catch_unwind(AssertUnwindSafe(move || unsafe { t.cancel() })),
-            None => Ok(()),
-        };
-        while let Err(payload) = r {
-            r = catch_unwind(AssertUnwindSafe(move || drop(payload)));
-        }
+        // SAFETY: a dropped job never ran (`run` does not drop it): `exec`'s only call.
+        unsafe { (self.exec)(self.data, true) }
     }
 }
 
@@ -110,13 +167,16 @@ pub(crate) struct Cell<F, T> {
     /// after it sees WAITING.
     waiter: UnsafeCell<Option<Thread>>,
     state: AtomicU8,
+    /// The scope's count of a scoped task: taken (and dropped after the task) by its job.
+    scope: UnsafeCell<Option<ScopeCount>>,
 }
 
 // SAFETY: each UnsafeCell has one writer at a time, ordered by `state`: `f` only by
 // run/cancel (once, see `Task`); `result` by the completer before its Release swap to
 // DONE, then by the handle only after an Acquire load sees DONE; `waiter` by the handle
 // before its Release CAS to WAITING, then read by the completer after its AcqRel swap
-// sees WAITING. `F: Send, T: Send` let those accesses come from different threads.
+// sees WAITING; `scope` only by the task's one job, once. `F: Send, T: Send` (and
+// `ScopeCount: Send`) let those accesses come from different threads.
 unsafe impl<F: Send, T: Send> Sync for Cell<F, T> {}
 
 impl<F, T> Cell<F, T> {
@@ -150,12 +210,16 @@ impl<F: FnOnce() -> T + Send, T: Send> Task for Cell<F, T> {
     }
 }
 
-pub(crate) fn cell<F: FnOnce() -> T + Send, T: Send>(f: F) -> Arc<Cell<F, T>> {
+pub(crate) fn cell<F: FnOnce() -> T + Send, T: Send>(
+    f: F,
+    scope: Option<ScopeCount>,
+) -> Arc<Cell<F, T>> {
     Arc::new(Cell {
         f: UnsafeCell::new(Some(f)),
         result: UnsafeCell::new(None),
         waiter: UnsafeCell::new(None),
         state: AtomicU8::new(PENDING),
+        scope: UnsafeCell::new(scope),
     })
 }
 
