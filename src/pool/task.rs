@@ -3,7 +3,7 @@
 
 use std::any::Any;
 use std::cell::UnsafeCell;
-use std::mem::ManuallyDrop;
+use std::mem::{ManuallyDrop, MaybeUninit};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
@@ -37,26 +37,36 @@ pub(crate) trait Task: Send + Sync {
     unsafe fn cancel(&self);
 }
 
-/// A queued task: two words (rayon's `JobRef` shape), so a deque slot is small and a
-/// push moves little. `data` is the task's one allocation (a boxed fire-and-forget
-/// closure, or the cell shared with a handle) and `exec` runs or cancels it, exactly once.
-/// Dropped unrun, a job cancels its task.
+/// Room for a small task inside its job: three words.
+type Inline = MaybeUninit<[usize; 3]>;
+
+/// A queued task: four words, so a deque slot is small and a push moves little. A
+/// fire-and-forget closure that fits (with its scope's count) in `data` lives right
+/// there and costs no allocation; a larger one is boxed, and a task with a handle is
+/// the cell it shares with the handle (`data` holds the pointer). `exec` runs or
+/// cancels it, exactly once. Dropped unrun, a job cancels its task.
 pub(crate) struct Job {
-    data: NonNull<()>,
-    /// Runs (`false`) or cancels (`true`) the task behind `data`, frees what the job
-    /// owns, then counts the task's scope down. Never unwinds.
-    exec: unsafe fn(NonNull<()>, bool),
+    /// Runs (`false`) or cancels (`true`) the task in `data`, frees what the job owns,
+    /// then counts the task's scope down. Never unwinds.
+    exec: unsafe fn(*mut Inline, bool),
+    data: Inline,
 }
 
 // SAFETY: a job is made only from `F: Send` closures (and `T: Send` results), and it is
-// the sole owner of its `data` until `exec` consumes it: moving it to another thread
-// moves that ownership, as a `Box<dyn FnOnce() + Send>` would.
+// the sole owner of what `data` holds until `exec` consumes it: moving it to another
+// thread moves that ownership, as a `Box<dyn FnOnce() + Send>` would.
 unsafe impl Send for Job {}
 
 /// A fire-and-forget closure and its scope's count.
 struct OnceJob<F> {
     f: F,
     scope: Option<ScopeCount>,
+}
+
+/// Whether an `X` can live in a job's `data`.
+const fn fits<X>() -> bool {
+    std::mem::size_of::<X>() <= std::mem::size_of::<Inline>()
+        && std::mem::align_of::<X>() <= std::mem::align_of::<Inline>()
 }
 
 /// Drops a panic payload, and any payload that dropping it panics with.
@@ -66,14 +76,9 @@ fn drop_payloads(mut r: std::thread::Result<()>) {
     }
 }
 
-/// `exec` of a fire-and-forget job.
-///
-/// # Safety
-/// `data` comes from `Box::<OnceJob<F>>::into_raw` in `Job::once`, and this is its only call.
-unsafe fn exec_once<F: FnOnce() + Send>(data: NonNull<()>, cancel: bool) {
-    // SAFETY: the caller's contract: we own the box now.
-    let job = unsafe { Box::from_raw(data.as_ptr().cast::<OnceJob<F>>()) };
-    let OnceJob { f, scope } = *job;
+/// Runs (or drops unrun) a fire-and-forget closure, then counts its scope down.
+fn finish_once<F: FnOnce()>(job: OnceJob<F>, cancel: bool) {
+    let OnceJob { f, scope } = job;
     // A detached task's panic is caught here: nobody waits for it.
     let r = if cancel {
         catch_unwind(AssertUnwindSafe(move || drop(f)))
@@ -85,14 +90,36 @@ unsafe fn exec_once<F: FnOnce() + Send>(data: NonNull<()>, cancel: bool) {
     drop(scope);
 }
 
+/// `exec` of a fire-and-forget job held inline.
+///
+/// # Safety
+/// `Job::once` wrote an `OnceJob<F>` at the start of `*data` (it fits: `fits`), and
+/// this is the only call for it.
+unsafe fn exec_inline<F: FnOnce() + Send>(data: *mut Inline, cancel: bool) {
+    // SAFETY: the caller's contract: a valid, aligned `OnceJob<F>` that we move out.
+    let job = unsafe { data.cast::<OnceJob<F>>().read() };
+    finish_once(job, cancel);
+}
+
+/// `exec` of a boxed fire-and-forget job.
+///
+/// # Safety
+/// `Job::once` wrote a `Box::<OnceJob<F>>::into_raw` pointer at the start of `*data`,
+/// and this is the only call for it.
+unsafe fn exec_boxed<F: FnOnce() + Send>(data: *mut Inline, cancel: bool) {
+    // SAFETY: the caller's contract: we own the box now.
+    let job = unsafe { Box::from_raw(data.cast::<*mut OnceJob<F>>().read()) };
+    finish_once(*job, cancel);
+}
+
 /// `exec` of a job whose task has a handle.
 ///
 /// # Safety
-/// `data` comes from `Arc::<Cell<F, T>>::into_raw` in `Job::task` (that count is ours
-/// now), and this is its only call.
-unsafe fn exec_cell<F: FnOnce() -> T + Send, T: Send>(data: NonNull<()>, cancel: bool) {
+/// `Job::task` wrote an `Arc::<Cell<F, T>>::into_raw` pointer at the start of `*data`
+/// (that count is ours now), and this is the only call for it.
+unsafe fn exec_cell<F: FnOnce() -> T + Send, T: Send>(data: *mut Inline, cancel: bool) {
     // SAFETY: the caller's contract: the job's strong count comes back to us.
-    let c = unsafe { Arc::from_raw(data.as_ptr().cast_const().cast::<Cell<F, T>>()) };
+    let c = unsafe { Arc::from_raw(data.cast::<*const Cell<F, T>>().read()) };
     // SAFETY: only the job (this call, once) touches `scope`.
     let scope = unsafe { (*c.scope.get()).take() };
     let r = catch_unwind(AssertUnwindSafe(move || {
@@ -111,17 +138,31 @@ unsafe fn exec_cell<F: FnOnce() -> T + Send, T: Send>(data: NonNull<()>, cancel:
 }
 
 impl Job {
-    /// A job running `f` (no handle; one allocation).
+    /// A job running `f` (no handle; no allocation when `f` and the count fit in three
+    /// words, else one).
     ///
     /// # Safety
     /// Whatever `f` borrows stays alive until the job has run or been dropped (for a
     /// scoped job, the scope's count, dropped after `f`, guarantees it).
+    #[inline]
     pub(crate) unsafe fn once<F: FnOnce() + Send>(f: F, scope: Option<ScopeCount>) -> Job {
-        let data = Box::into_raw(Box::new(OnceJob { f, scope }));
-        Job {
-            // SAFETY: `Box::into_raw` never gives null.
-            data: unsafe { NonNull::new_unchecked(data.cast::<()>()) },
-            exec: exec_once::<F>,
+        let job = OnceJob { f, scope };
+        let mut data = Inline::uninit();
+        if fits::<OnceJob<F>>() {
+            // SAFETY: `data` is ours, large and aligned enough for the job (`fits`).
+            unsafe { data.as_mut_ptr().cast::<OnceJob<F>>().write(job) };
+            Job {
+                exec: exec_inline::<F>,
+                data,
+            }
+        } else {
+            let boxed = Box::into_raw(Box::new(job));
+            // SAFETY: `data` is ours and holds a pointer.
+            unsafe { data.as_mut_ptr().cast::<*mut OnceJob<F>>().write(boxed) };
+            Job {
+                exec: exec_boxed::<F>,
+                data,
+            }
         }
     }
 
@@ -130,11 +171,16 @@ impl Job {
     /// # Safety
     /// As for [`Job::once`], for the closure inside `c`; and no other job is made of `c`.
     pub(crate) unsafe fn task<F: FnOnce() -> T + Send, T: Send>(c: Arc<Cell<F, T>>) -> Job {
-        let data = Arc::into_raw(c).cast_mut();
+        let mut data = Inline::uninit();
+        // SAFETY: `data` is ours and holds a pointer.
+        unsafe {
+            data.as_mut_ptr()
+                .cast::<*const Cell<F, T>>()
+                .write(Arc::into_raw(c))
+        };
         Job {
-            // SAFETY: `Arc::into_raw` never gives null.
-            data: unsafe { NonNull::new_unchecked(data.cast::<()>()) },
             exec: exec_cell::<F, T>,
+            data,
         }
     }
 
@@ -142,16 +188,18 @@ impl Job {
     /// here: nobody waits for it), and one from dropping what it left behind (a result
     /// nobody will read) is caught here too.
     pub(crate) fn run(self) {
-        let job = ManuallyDrop::new(self);
-        // SAFETY: `job` is consumed and never dropped: this is `exec`'s only call.
-        unsafe { (job.exec)(job.data, false) }
+        let mut job = ManuallyDrop::new(self);
+        // SAFETY: `job` is consumed and never dropped: this is `exec`'s only call, on the
+        // data its constructor wrote.
+        unsafe { (job.exec)(&mut job.data, false) }
     }
 }
 
 impl Drop for Job {
     fn drop(&mut self) {
-        // SAFETY: a dropped job never ran (`run` does not drop it): `exec`'s only call.
-        unsafe { (self.exec)(self.data, true) }
+        // SAFETY: a dropped job never ran (`run` does not drop it): `exec`'s only call,
+        // on the data its constructor wrote.
+        unsafe { (self.exec)(&mut self.data, true) }
     }
 }
 
@@ -329,7 +377,7 @@ impl ScopeState {
     /// guarantee: `finish_body` waits for it).
     pub(crate) unsafe fn count(&self) -> ScopeCount {
         self.pending.fetch_add(1, Ordering::Relaxed);
-        ScopeCount(self)
+        ScopeCount(NonNull::from(self))
     }
 
     /// Called once by the owner after its body: waits (helping, on a worker) until every
@@ -342,7 +390,7 @@ impl ScopeState {
 }
 
 /// One unfinished task of a scope; counts it down when dropped.
-pub(crate) struct ScopeCount(*const ScopeState);
+pub(crate) struct ScopeCount(NonNull<ScopeState>);
 
 // SAFETY: a ScopeCount only touches its state's atomics and clones its `Thread` (which
 // is Send + Sync); the state outlives it (see `ScopeState::count`).
@@ -352,7 +400,7 @@ impl Drop for ScopeCount {
     fn drop(&mut self) {
         // SAFETY: the state lives until `finish_body` sees `done`, which only the last
         // count sets, below, as its last access.
-        let st = unsafe { &*self.0 };
+        let st = unsafe { self.0.as_ref() };
         // AcqRel: everything the task did (and dropped) happens before the owner's
         // Acquire load of `done`.
         if st.pending.fetch_sub(1, Ordering::AcqRel) == 1 {

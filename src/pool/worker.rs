@@ -639,7 +639,8 @@ impl<B: PlacementBackend> WorkerPool<B> {
         Ok(handle)
     }
 
-    /// Runs `f` on a worker of `node` without a handle (one allocation: the closure).
+    /// Runs `f` on a worker of `node` without a handle (no allocation for a closure of up
+    /// to two words, else one).
     ///
     /// # Errors
     /// As [`WorkerPool::spawn_on`].
