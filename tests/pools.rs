@@ -875,3 +875,80 @@ fn a_buffer_cached_by_an_idle_thread_serves_a_waiting_get() {
     done_tx.send(()).unwrap();
     idler.join().unwrap();
 }
+
+#[test]
+fn a_buffer_is_two_words() {
+    // The handle is the bytes and the home node: it moves in registers, and an empty
+    // `Option` of it costs nothing more.
+    type Buf = numaperf::Buffer<Arc<SimMachine>>;
+    assert_eq!(std::mem::size_of::<Buf>(), 2 * std::mem::size_of::<usize>());
+    assert_eq!(
+        std::mem::size_of::<Option<Buf>>(),
+        std::mem::size_of::<Buf>()
+    );
+}
+
+#[test]
+fn small_and_large_detached_tasks_run_once_or_are_dropped_once() {
+    // Small closures live inside their job, large ones are boxed: both paths must run
+    // each task exactly once in a scope, and drop each cancelled one exactly once.
+    let pool = one_per_node(cxl(), Steal::Never);
+    let hits = AtomicU64::new(0);
+    let big = [1u64; 8];
+    pool.scope(|s| {
+        for i in 0..50u64 {
+            let hits = &hits;
+            s.execute_on(NodeId::new((i % 2) as u32), move || {
+                hits.fetch_add(1, Ordering::Relaxed);
+            })
+            .unwrap();
+            s.execute_on(NodeId::new((i % 2) as u32), move || {
+                hits.fetch_add(big.iter().sum::<u64>() * 1000, Ordering::Relaxed);
+            })
+            .unwrap();
+        }
+    });
+    assert_eq!(hits.load(Ordering::Relaxed), 50 + 50 * 8000);
+
+    let token = Arc::new(());
+    let ran = Arc::new(AtomicU64::new(0));
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    let (started_tx, started_rx) = mpsc::channel::<()>();
+    let blocker = pool
+        .spawn_on(NodeId::new(0), move || {
+            started_tx.send(()).unwrap();
+            release_rx.recv().unwrap();
+        })
+        .unwrap();
+    started_rx.recv().unwrap();
+    for _ in 0..3 {
+        let (t, r) = (token.clone(), ran.clone());
+        pool.execute_on(NodeId::new(0), move || {
+            drop(t);
+            r.fetch_add(1, Ordering::Relaxed);
+        })
+        .unwrap();
+        let (t, r) = (token.clone(), ran.clone());
+        pool.execute_on(NodeId::new(0), move || {
+            drop(t);
+            r.fetch_add(big.iter().sum::<u64>(), Ordering::Relaxed);
+        })
+        .unwrap();
+    }
+    assert_eq!(Arc::strong_count(&token), 7);
+    let stopper = std::thread::spawn(move || pool.shutdown(Shutdown::Cancel));
+    // Cancel drains the queue before it waits for the running task.
+    let t0 = Instant::now();
+    while Arc::strong_count(&token) > 1 && t0.elapsed() < Duration::from_secs(30) {
+        std::thread::yield_now();
+    }
+    release_tx.send(()).unwrap();
+    assert_eq!(blocker.join(), Ok(()));
+    stopper.join().unwrap();
+    assert_eq!(
+        Arc::strong_count(&token),
+        1,
+        "every cancelled closure dropped"
+    );
+    assert_eq!(ran.load(Ordering::Relaxed), 0, "no cancelled task ran");
+}
