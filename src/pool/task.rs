@@ -1,5 +1,7 @@
-//! Tasks of the worker pool: a job in a queue, the one allocation that holds a task's
-//! closure and result, and the handle that waits for it (helping its pool while it waits).
+//! Tasks of the worker pool: a job in a queue (four words; a small fire-and-forget
+//! closure lives inside it, no allocation), the one allocation that holds a task's
+//! closure and result when it has a handle, and the handle that waits for it (helping its
+//! pool while it waits).
 
 use std::any::Any;
 use std::cell::UnsafeCell;
