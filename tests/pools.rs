@@ -16,6 +16,42 @@ use numaperf_sim::SimMachine;
 
 const MIB: u64 = 1 << 20;
 
+/// Counts this thread's heap allocations (the pools' fast paths must make none).
+struct Counting;
+
+thread_local! {
+    // Per thread, so the harness's and the workers' threads do not disturb a count.
+    static ALLOCS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+// SAFETY: forwards every call to the system allocator unchanged; only counts.
+unsafe impl std::alloc::GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
+        // SAFETY: the caller's contract is passed through.
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        // SAFETY: as above.
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, size: usize) -> *mut u8 {
+        let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
+        // SAFETY: as above.
+        unsafe { std::alloc::System.realloc(ptr, layout, size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Heap allocations this thread made while running `f`.
+fn allocations(f: impl FnOnce()) -> u64 {
+    let before = ALLOCS.with(std::cell::Cell::get);
+    f();
+    ALLOCS.with(std::cell::Cell::get) - before
+}
+
 fn cxl() -> Arc<SimMachine> {
     let b = SimMachine::builder()
         .node(1, 64 * MIB)
@@ -874,4 +910,121 @@ fn a_buffer_cached_by_an_idle_thread_serves_a_waiting_get() {
     assert_eq!(got.len(), 16);
     done_tx.send(()).unwrap();
     idler.join().unwrap();
+}
+
+#[test]
+fn a_buffer_is_two_words() {
+    // The handle is the bytes and the home node: it moves in registers, and an empty
+    // `Option` of it costs nothing more.
+    type Buf = numaperf::Buffer<Arc<SimMachine>>;
+    assert_eq!(std::mem::size_of::<Buf>(), 2 * std::mem::size_of::<usize>());
+    assert_eq!(
+        std::mem::size_of::<Option<Buf>>(),
+        std::mem::size_of::<Buf>()
+    );
+}
+
+#[test]
+fn small_and_large_detached_tasks_run_once_or_are_dropped_once() {
+    // Small closures live inside their job, large ones are boxed: both paths must run
+    // each task exactly once in a scope, and drop each cancelled one exactly once.
+    let pool = one_per_node(cxl(), Steal::Never);
+    let hits = AtomicU64::new(0);
+    let big = [1u64; 8];
+    pool.scope(|s| {
+        for i in 0..50u64 {
+            let hits = &hits;
+            s.execute_on(NodeId::new((i % 2) as u32), move || {
+                hits.fetch_add(1, Ordering::Relaxed);
+            })
+            .unwrap();
+            s.execute_on(NodeId::new((i % 2) as u32), move || {
+                hits.fetch_add(big.iter().sum::<u64>() * 1000, Ordering::Relaxed);
+            })
+            .unwrap();
+        }
+    });
+    assert_eq!(hits.load(Ordering::Relaxed), 50 + 50 * 8000);
+
+    let token = Arc::new(());
+    let ran = Arc::new(AtomicU64::new(0));
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    let (started_tx, started_rx) = mpsc::channel::<()>();
+    let blocker = pool
+        .spawn_on(NodeId::new(0), move || {
+            started_tx.send(()).unwrap();
+            release_rx.recv().unwrap();
+        })
+        .unwrap();
+    started_rx.recv().unwrap();
+    for _ in 0..3 {
+        let (t, r) = (token.clone(), ran.clone());
+        pool.execute_on(NodeId::new(0), move || {
+            drop(t);
+            r.fetch_add(1, Ordering::Relaxed);
+        })
+        .unwrap();
+        let (t, r) = (token.clone(), ran.clone());
+        pool.execute_on(NodeId::new(0), move || {
+            drop(t);
+            r.fetch_add(big.iter().sum::<u64>(), Ordering::Relaxed);
+        })
+        .unwrap();
+    }
+    assert_eq!(Arc::strong_count(&token), 7);
+    let stopper = std::thread::spawn(move || pool.shutdown(Shutdown::Cancel));
+    // Cancel drains the queue before it waits for the running task.
+    let t0 = Instant::now();
+    while Arc::strong_count(&token) > 1 && t0.elapsed() < Duration::from_secs(30) {
+        std::thread::yield_now();
+    }
+    release_tx.send(()).unwrap();
+    assert_eq!(blocker.join(), Ok(()));
+    stopper.join().unwrap();
+    assert_eq!(
+        Arc::strong_count(&token),
+        1,
+        "every cancelled closure dropped"
+    );
+    assert_eq!(ran.load(Ordering::Relaxed), 0, "no cancelled task ran");
+}
+
+#[test]
+fn buffer_get_and_put_on_a_warm_thread_do_not_allocate() {
+    let pool = BufferPool::new(cxl(), small(64, false)).unwrap();
+    let n = NodeId::new(1);
+    drop(pool.get(n).unwrap()); // this thread's cache of the pool is made here
+    let made = allocations(|| {
+        for i in 0..1000u32 {
+            let mut b = pool.get(n).unwrap();
+            b[0] = i as u8;
+            drop(b);
+        }
+    });
+    assert_eq!(made, 0, "the cached path allocates");
+    assert_eq!(pool.stats(n).unwrap().in_use, 0);
+}
+
+#[test]
+fn small_detached_tasks_are_not_allocated_one_by_one() {
+    // A closure of a word lives inside its job; the injector allocates a block per 63
+    // jobs. A box per task would make at least one allocation per task.
+    let pool = one_per_node(cxl(), Steal::Never);
+    let done = Arc::new(AtomicU64::new(0));
+    let tasks: u64 = if cfg!(miri) { 200 } else { 5000 };
+    let made = allocations(|| {
+        for _ in 0..tasks {
+            let d = done.clone();
+            pool.execute_on(NodeId::new(0), move || {
+                d.fetch_add(1, Ordering::Relaxed);
+            })
+            .unwrap();
+        }
+    });
+    let t0 = Instant::now();
+    while done.load(Ordering::Relaxed) < tasks && t0.elapsed() < Duration::from_secs(30) {
+        std::thread::yield_now();
+    }
+    assert_eq!(done.load(Ordering::Relaxed), tasks);
+    assert!(made < tasks / 16, "{made} allocations for {tasks} tasks");
 }

@@ -9,10 +9,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 
 use super::barrier;
-use super::cache::{self, Entry, ThreadCache, ENTRIES};
-
-/// Most buffers one thread caches per node.
-const MAX_CACHE: usize = 32;
+use super::cache::{self, Entry, ThreadCache, ENTRIES, MAX_CACHE};
 
 use numaperf_core::policy::fallback_order;
 use numaperf_core::{
@@ -80,6 +77,15 @@ pub struct NodeStats {
 /// A pool's buffers of one node.
 struct NodeBuffers<B: PlacementBackend> {
     id: NodeId,
+    /// The pool's id, this node's index in it, its buffer size and cache capacity:
+    /// what a returning `Buffer` needs, on one cache line with `waiters`.
+    pool: u64,
+    index: usize,
+    size: usize,
+    cache_cap: usize,
+    /// The pool's shared state (this node's owner), for a returning buffer to give back
+    /// the strong count it holds.
+    shared: Weak<Shared<B>>,
     /// The node's free list (behind the threads' caches); grows only as buffers are made.
     free: Mutex<FreeList>,
     /// Held by a thread from registering as a waiter until it waits on `returned`.
@@ -177,16 +183,20 @@ impl<B: PlacementBackend> Drop for BufferPool<B> {
 }
 
 /// One buffer, exclusively yours until dropped; then it returns to its home node.
+///
+/// Two words: the bytes, and its home node's part of the pool. It keeps the pool alive
+/// (it holds one strong count of the pool's shared state, which travels with it into a
+/// thread's cache and back: no reference count changes on the cached path).
 pub struct Buffer<B: PlacementBackend> {
     ptr: NonNull<u8>,
-    len: usize,
-    node: u16,
-    /// The buffer's own strong count of the pool (moved into a cache with the buffer).
-    shared: ManuallyDrop<Arc<Shared<B>>>,
+    /// Its home node's buffers, inside the pool's shared state that this buffer's
+    /// strong count keeps alive.
+    node: NonNull<NodeBuffers<B>>,
 }
 
 // SAFETY: a Buffer is the only owner of its bytes (see `FreeList`); moving it to another
-// thread moves that ownership, like a Box<[u8]>.
+// thread moves that ownership, like a Box<[u8]>. `node` points into the pool's shared
+// state, which is `Sync` for `B: Send + Sync` and only read through `&`.
 unsafe impl<B: PlacementBackend + Send + Sync> Send for Buffer<B> {}
 // SAFETY: `&Buffer` only gives `&[u8]`.
 unsafe impl<B: PlacementBackend + Send + Sync> Sync for Buffer<B> {}
@@ -295,7 +305,7 @@ impl<B: PlacementBackend> Shared<B> {
                         return Some(f(&e.cache));
                     }
                 }
-                let cache = ThreadCache::new(self.nodes.len(), self.cache_cap);
+                let cache = ThreadCache::new(self.nodes.len());
                 lock(&self.caches).push(cache.clone());
                 let weak = Weak::into_raw(Arc::downgrade(self)) as *const ();
                 // SAFETY: `weak` is a Weak<Shared<B>> with `B: 'static`, so calling the
@@ -409,31 +419,41 @@ impl<B: PlacementBackend + Clone + 'static> BufferPool<B> {
         for (i, n) in nodes.iter().enumerate() {
             index[n.get() as usize] = i as u16;
         }
-        let list = nodes
-            .iter()
-            .map(|id| NodeBuffers {
-                id,
-                free: Mutex::new(FreeList(Vec::new())),
-                sleep: Mutex::new(()),
-                returned: Condvar::new(),
-                waiters: AtomicUsize::new(0),
-                regions: Mutex::new(Vec::new()),
-                // The initial buffers, reserved before they are made (as in growth).
-                made: AtomicU64::new(config.initial_per_node as u64),
-                fallback_exhausted: AtomicU64::new(0),
-                fallback_no_memory: AtomicU64::new(0),
-            })
-            .collect();
         // A cache per thread holds at most an eighth of a node's buffers (and 32): small
         // pools go straight to the lists, so no thread sits on buffers another needs.
         let cap = (config.max_per_node / 8).min(MAX_CACHE);
-        let shared = Arc::new(Shared {
-            id: NEXT_POOL.fetch_add(1, Ordering::Relaxed),
+        let cache_cap = if cap >= 2 { cap } else { 0 };
+        let pool_id = NEXT_POOL.fetch_add(1, Ordering::Relaxed);
+        let list = |me: &Weak<Shared<B>>| {
+            nodes
+                .iter()
+                .enumerate()
+                .map(|(i, id)| NodeBuffers {
+                    id,
+                    pool: pool_id,
+                    index: i,
+                    size,
+                    cache_cap,
+                    shared: me.clone(),
+                    free: Mutex::new(FreeList(Vec::new())),
+                    sleep: Mutex::new(()),
+                    returned: Condvar::new(),
+                    waiters: AtomicUsize::new(0),
+                    regions: Mutex::new(Vec::new()),
+                    // The initial buffers, reserved before they are made (as in growth).
+                    made: AtomicU64::new(config.initial_per_node as u64),
+                    fallback_exhausted: AtomicU64::new(0),
+                    fallback_no_memory: AtomicU64::new(0),
+                })
+                .collect()
+        };
+        let shared = Arc::new_cyclic(|me| Shared {
+            id: pool_id,
             backend,
             config,
             size,
-            cache_cap: if cap >= 2 { cap } else { 0 },
-            nodes: list,
+            cache_cap,
+            nodes: list(me),
             index,
             caches: Mutex::new(Vec::new()),
             handles: AtomicUsize::new(1),
@@ -575,23 +595,23 @@ impl<B: PlacementBackend + Clone + 'static> BufferPool<B> {
             // Refill in bulk: one for the caller, the rest into the cache.
             let mut free = lock(&nb.free);
             let p = free.0.pop()?;
-            let k = batch.min(free.0.len());
-            let from = free.0.len() - k;
             let moved = cache.owner(|v| {
-                v.extend(free.0.drain(from..));
+                let k = batch.min(free.0.len()).min(v.room());
+                let from = free.0.len() - k;
+                for q in free.0.drain(from..) {
+                    v.push(q); // fits: `k <= room`
+                }
+                k
             });
             drop(free);
-            Some(Err((p, if moved.is_some() { k } else { 0 })))
+            Some(Err((p, moved.unwrap_or(0))))
         });
         let p = match got {
             Some(Some(Ok(p))) => {
                 // The cache held one strong count for this buffer: it moves to the Buffer.
                 return Some(Buffer {
                     ptr: p,
-                    len: s.size,
-                    node: ni as u16,
-                    // SAFETY: the count came with the buffer out of the cache.
-                    shared: ManuallyDrop::new(unsafe { Arc::from_raw(Arc::as_ptr(s)) }),
+                    node: NonNull::from(&s.nodes[ni]),
                 });
             }
             Some(Some(Err((p, cached)))) => {
@@ -609,11 +629,12 @@ impl<B: PlacementBackend + Clone + 'static> BufferPool<B> {
     }
 
     fn wrap(&self, ptr: NonNull<u8>, ni: usize) -> Buffer<B> {
+        // The buffer's own strong count, given back when it leaves the caches (`release`,
+        // `Buffer::drop_slow`).
+        let _ = Arc::into_raw(self.shared.clone());
         Buffer {
             ptr,
-            len: self.shared.size,
-            node: ni as u16,
-            shared: ManuallyDrop::new(self.shared.clone()),
+            node: NonNull::from(&self.shared.nodes[ni]),
         }
     }
 
@@ -641,13 +662,11 @@ impl<B: PlacementBackend + Clone + 'static> BufferPool<B> {
         let c = cache::last(s.id)?;
         // SAFETY: `last` gives a cache held by one of this thread's entries, which only
         // this thread removes (forgetting `last` first), and not during this call.
-        let p = unsafe { &*c }.nodes[ni].owner(|v| v.pop())??;
+        let p = unsafe { &*c }.nodes.get(ni)?.owner(|v| v.pop())??;
+        // The cache held one strong count for this buffer: it moves to the Buffer.
         Some(Buffer {
             ptr: p,
-            len: s.size,
-            node: ni as u16,
-            // SAFETY: the cache held one strong count for this buffer: it moves here.
-            shared: ManuallyDrop::new(unsafe { Arc::from_raw(Arc::as_ptr(s)) }),
+            node: NonNull::from(&s.nodes[ni]),
         })
     }
 
@@ -810,25 +829,33 @@ impl<B: PlacementBackend + Clone + 'static> BufferPool<B> {
 }
 
 impl<B: PlacementBackend> Buffer<B> {
+    /// Its home node's part of the pool.
+    #[inline]
+    fn nb(&self) -> &NodeBuffers<B> {
+        // SAFETY: `node` points into the pool's shared state, which this buffer's strong
+        // count keeps alive (and unmoved: it is in an `Arc`) for as long as it exists.
+        unsafe { self.node.as_ref() }
+    }
+
     /// The node whose buffers this one returns to.
     pub fn home(&self) -> NodeId {
-        self.shared.nodes[self.node as usize].id
+        self.nb().id
     }
 }
 
 impl<B: PlacementBackend> Deref for Buffer<B> {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
-        // SAFETY: `ptr..ptr + len` lies in a live region of the pool (kept alive by
-        // `shared`), and this Buffer is its only owner.
-        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+        // SAFETY: `ptr..ptr + size` lies in a live region of the pool (kept alive by
+        // this buffer's strong count), and this Buffer is its only owner.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.nb().size) }
     }
 }
 
 impl<B: PlacementBackend> DerefMut for Buffer<B> {
     fn deref_mut(&mut self) -> &mut [u8] {
         // SAFETY: as in `deref`; `&mut self` makes this the only access.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.nb().size) }
     }
 }
 
@@ -837,23 +864,18 @@ impl<B: PlacementBackend> Drop for Buffer<B> {
     fn drop(&mut self) {
         // The hot path: into this thread's cache of the pool used last, if it has room
         // and nobody waits for buffers of the node.
-        let s: &Shared<B> = &self.shared;
-        let (ptr, ni) = (self.ptr, self.node as usize);
+        let nb = self.nb();
+        let ptr = self.ptr;
         // (A pool without caches never becomes `last`; a closed cache refuses.)
-        {
-            if let Some(c) = cache::last(s.id) {
-                let nb = &s.nodes[ni];
-                // SAFETY: as in `BufferPool::cached`.
-                let cached = unsafe { &*c }.nodes[ni].owner(|v| {
-                    let room = v.len() < s.cache_cap && nb.waiters.load(Ordering::SeqCst) == 0;
-                    if room {
-                        v.push(ptr);
-                    }
-                    room
-                });
-                if cached == Some(true) {
-                    return; // the buffer keeps its strong count, now in the cache
-                }
+        if let Some(c) = cache::last(nb.pool) {
+            // SAFETY: as in `BufferPool::cached`.
+            let cached = unsafe { &*c }.nodes.get(nb.index).and_then(|n| {
+                n.owner(|v| {
+                    v.len() < nb.cache_cap && nb.waiters.load(Ordering::SeqCst) == 0 && v.push(ptr)
+                })
+            });
+            if cached == Some(true) {
+                return; // the buffer keeps its strong count, now in the cache
             }
         }
         self.drop_slow();
@@ -863,10 +885,10 @@ impl<B: PlacementBackend> Drop for Buffer<B> {
 impl<B: PlacementBackend> Buffer<B> {
     #[cold]
     fn drop_slow(&mut self) {
-        // SAFETY: taken once, here (the caller returns right after); `self.shared` is
-        // not used again.
-        let shared = unsafe { ManuallyDrop::take(&mut self.shared) };
-        let (ptr, ni) = (self.ptr, self.node as usize);
+        let (ptr, ni) = (self.ptr, self.nb().index);
+        // SAFETY: this buffer's own strong count (see `wrap`), taken back once, here (the
+        // caller returns right after and nothing uses `self.node` again).
+        let shared = unsafe { Arc::from_raw(self.nb().shared.as_ptr()) };
         let nb = &shared.nodes[ni];
         let cap = shared.cache_cap;
         if cap > 0 && shared.handles.load(Ordering::Relaxed) > 0 {
@@ -900,26 +922,30 @@ fn cache_put<B: PlacementBackend>(
     let nb = &shared.nodes[ni];
     let with = |c: &ThreadCache| {
         c.nodes[ni].owner(|v| {
-            v.push(ptr);
+            if !v.push(ptr) {
+                return None; // full (cannot happen: it never holds more than `cap`)
+            }
             if nb.waiters.load(Ordering::SeqCst) > 0 {
                 // Someone waits: everything goes to the free list (and wakes it).
-                let n = v.len();
-                nb.give_back(v.drain(..));
-                return n;
+                let all = v.take_oldest(v.len());
+                let n = all.len();
+                nb.give_back(all);
+                return Some(n);
             }
             if v.len() > cap {
-                let n = cap / 2;
-                nb.give_back(v.drain(..n));
-                return n;
+                let spill = v.take_oldest(cap / 2);
+                let n = spill.len();
+                nb.give_back(spill);
+                return Some(n);
             }
-            0
+            Some(0)
         })
     };
     if let Some(c) = cache::last(shared.id) {
         // SAFETY: as in `BufferPool::cached`.
-        return with(unsafe { &*c });
+        return with(unsafe { &*c }).flatten();
     }
-    with_cache_dyn(shared, &with).flatten()
+    with_cache_dyn(shared, &with).flatten().flatten()
 }
 
 /// `Shared::with_cache` where the `'static` bound on the backend cannot be named (in
@@ -943,7 +969,7 @@ impl<B: PlacementBackend> fmt::Debug for Buffer<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Buffer")
             .field("home", &self.home())
-            .field("len", &self.len)
+            .field("len", &self.nb().size)
             .finish()
     }
 }

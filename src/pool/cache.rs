@@ -1,6 +1,7 @@
 //! Per-thread caches of free buffers, one per (thread, pool, node), in front of the node
-//! free lists (DPDK's per-lcore mempool cache). The owner takes and returns buffers there
-//! with one atomic swap and no shared cache line; another thread can drain a cache whose
+//! free lists (DPDK's per-lcore mempool cache: an array of pointers and a count). The
+//! owner takes and returns buffers there with plain loads and stores (no atomic
+//! read-modify-write, no shared cache line); another thread can drain a cache whose
 //! owner is not inside it (a `get` about to wait, the pool's last handle, thread exit).
 
 use std::cell::{Cell, RefCell, UnsafeCell};
@@ -31,8 +32,9 @@ pub(crate) fn drain(caches: &[Arc<ThreadCache>], ni: usize, into: &mut Vec<NonNu
         if fenced && !nc.busy.load(Ordering::Acquire) {
             // SAFETY: the handshake (see `NodeCache::owner`) excludes the owner and
             // other thieves until we clear `thief`.
-            let bufs = unsafe { &mut *nc.bufs.get() };
-            into.append(bufs);
+            let items = unsafe { &*nc.items.get() };
+            let len = nc.len.load(Ordering::Relaxed);
+            into.extend_from_slice(&items[..len]);
             nc.len.store(0, Ordering::Relaxed);
         } else {
             skipped = true;
@@ -45,6 +47,13 @@ pub(crate) fn drain(caches: &[Arc<ThreadCache>], ni: usize, into: &mut Vec<NonNu
 const THIEF: u8 = 1;
 const CLOSED: u8 = 2;
 
+/// Most buffers one thread caches per node of a pool.
+pub(crate) const MAX_CACHE: usize = 32;
+
+/// Slots of a node cache: one more than it keeps, as a put goes in before the cache
+/// spills down to its capacity.
+const SLOTS: usize = MAX_CACHE + 1;
+
 /// One node's cached buffers of one thread.
 pub(crate) struct NodeCache {
     /// The owner is inside.
@@ -52,12 +61,62 @@ pub(crate) struct NodeCache {
     /// `THIEF`: another thread is draining it; `CLOSED`: its pool's last handle is gone,
     /// so returning buffers bypass it. One word, so the owner checks both with one load.
     thief: AtomicU8,
-    /// `bufs.len()`, for the pool's counters.
+    /// How many of `items` (from the start) are cached buffers. Written only inside the
+    /// handshake; read outside it by the pool's counters (a snapshot).
     len: AtomicUsize,
-    bufs: UnsafeCell<Vec<NonNull<u8>>>,
+    items: UnsafeCell<[NonNull<u8>; SLOTS]>,
 }
 
-// SAFETY: `bufs` is only touched by a thread that won the busy/thief handshake (see
+/// The owner's view of its node cache while inside: a stack of buffer pointers.
+pub(crate) struct Slots<'a> {
+    len: usize,
+    items: &'a mut [NonNull<u8>; SLOTS],
+}
+
+impl Slots<'_> {
+    /// The buffer cached last.
+    #[inline]
+    pub(crate) fn pop(&mut self) -> Option<NonNull<u8>> {
+        let n = self.len.checked_sub(1)?;
+        let p = *self.items.get(n)?;
+        self.len = n;
+        Some(p)
+    }
+
+    /// Caches `p`; `false` (and nothing cached) when every slot is taken.
+    #[inline]
+    pub(crate) fn push(&mut self, p: NonNull<u8>) -> bool {
+        match self.items.get_mut(self.len) {
+            Some(slot) => {
+                *slot = p;
+                self.len += 1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Buffers cached.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Free slots.
+    pub(crate) fn room(&self) -> usize {
+        SLOTS - self.len
+    }
+
+    /// Takes the `n` buffers cached first (at most all of them).
+    pub(crate) fn take_oldest(&mut self, n: usize) -> Vec<NonNull<u8>> {
+        let n = n.min(self.len);
+        let out = self.items[..n].to_vec();
+        self.items.copy_within(n..self.len, 0);
+        self.len -= n;
+        out
+    }
+}
+
+// SAFETY: `items` (and `len`'s writes) are only touched by a thread that won the busy/thief handshake (see
 // `owner` and `drain`), which makes those accesses mutually exclusive, and ordered by
 // the Release stores that end them and the Acquire loads that begin the next. The pointers are buffers nobody else owns: one
 // buffer is in exactly one cache, free list or `Buffer` at a time.
@@ -66,18 +125,18 @@ unsafe impl Send for NodeCache {}
 unsafe impl Sync for NodeCache {}
 
 impl NodeCache {
-    fn new(cap: usize) -> Self {
+    fn new() -> Self {
         NodeCache {
             busy: AtomicBool::new(false),
             thief: AtomicU8::new(0),
             len: AtomicUsize::new(0),
-            bufs: UnsafeCell::new(Vec::with_capacity(cap)),
+            items: UnsafeCell::new([NonNull::dangling(); SLOTS]),
         }
     }
 
     /// Runs `f` on the buffers, on the owning thread; `None` while a thief is inside.
     #[inline]
-    pub(crate) fn owner<R>(&self, f: impl FnOnce(&mut Vec<NonNull<u8>>) -> R) -> Option<R> {
+    pub(crate) fn owner<R>(&self, f: impl FnOnce(&mut Slots<'_>) -> R) -> Option<R> {
         // Dekker: we announce ourselves, then look for a thief; a thief announces
         // itself, then looks for us. The fences (ours light, the thief's heavy: see
         // `barrier`) order the two like SeqCst, so at least one of us sees the other and
@@ -88,10 +147,15 @@ impl NodeCache {
             self.busy.store(false, Ordering::Release);
             return None;
         }
-        // SAFETY: the handshake above excludes every other access to `bufs`.
-        let bufs = unsafe { &mut *self.bufs.get() };
-        let r = f(bufs);
-        self.len.store(bufs.len(), Ordering::Relaxed);
+        // SAFETY: the handshake above excludes every other access to `items` (and
+        // every other write of `len`).
+        let items = unsafe { &mut *self.items.get() };
+        let mut slots = Slots {
+            len: self.len.load(Ordering::Relaxed),
+            items,
+        };
+        let r = f(&mut slots);
+        self.len.store(slots.len, Ordering::Relaxed);
         self.busy.store(false, Ordering::Release);
         Some(r)
     }
@@ -113,10 +177,10 @@ pub(crate) struct ThreadCache {
 }
 
 impl ThreadCache {
-    pub(crate) fn new(nodes: usize, cap: usize) -> Arc<Self> {
+    pub(crate) fn new(nodes: usize) -> Arc<Self> {
         Arc::new(ThreadCache {
             nodes: (0..nodes)
-                .map(|_| CachePadded::new(NodeCache::new(cap)))
+                .map(|_| CachePadded::new(NodeCache::new()))
                 .collect(),
         })
     }

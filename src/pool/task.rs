@@ -1,9 +1,13 @@
-//! Tasks of the worker pool: a job in a queue, the one allocation that holds a task's
-//! closure and result, and the handle that waits for it (helping its pool while it waits).
+//! Tasks of the worker pool: a job in a queue (four words; a small fire-and-forget
+//! closure lives inside it, no allocation), the one allocation that holds a task's
+//! closure and result when it has a handle, and the handle that waits for it (helping its
+//! pool while it waits).
 
 use std::any::Any;
 use std::cell::UnsafeCell;
+use std::mem::{ManuallyDrop, MaybeUninit};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::{self, Thread};
@@ -35,66 +39,169 @@ pub(crate) trait Task: Send + Sync {
     unsafe fn cancel(&self);
 }
 
-/// A fire-and-forget closure (no handle, so it needs no shared cell).
-pub(crate) type Once = Box<dyn FnOnce() + Send>;
+/// Room for a small task inside its job: three words.
+type Inline = MaybeUninit<[usize; 3]>;
 
-/// What a job runs: a closure it owns alone, or a task shared with a handle.
-enum Work {
-    Once(Once),
-    Shared(Arc<dyn Task>),
+/// A queued task: four words, so a deque slot is small and a push moves little. A
+/// fire-and-forget closure that fits (with its scope's count) in `data` lives right
+/// there and costs no allocation; a larger one is boxed, and a task with a handle is
+/// the cell it shares with the handle (`data` holds the pointer). `exec` runs or
+/// cancels it, exactly once. Dropped unrun, a job cancels its task.
+pub(crate) struct Job {
+    /// Runs (`false`) or cancels (`true`) the task in `data`, frees what the job owns,
+    /// then counts the task's scope down. Never unwinds.
+    exec: unsafe fn(*mut Inline, bool),
+    data: Inline,
 }
 
-/// A queued task, and (for a scoped task) the count its scope waits on. Dropped unrun,
-/// it cancels its task.
-pub(crate) struct Job {
-    work: Option<Work>,
-    /// Counted down after `work` is gone, so nothing the task borrowed outlives the count.
-    _scope: Option<ScopeCount>,
+// SAFETY: a job is made only from `F: Send` closures (and `T: Send` results), and it is
+// the sole owner of what `data` holds until `exec` consumes it: moving it to another
+// thread moves that ownership, as a `Box<dyn FnOnce() + Send>` would.
+unsafe impl Send for Job {}
+
+/// A fire-and-forget closure and its scope's count.
+struct OnceJob<F> {
+    f: F,
+    scope: Option<ScopeCount>,
+}
+
+/// Whether an `X` can live in a job's `data`.
+const fn fits<X>() -> bool {
+    std::mem::size_of::<X>() <= std::mem::size_of::<Inline>()
+        && std::mem::align_of::<X>() <= std::mem::align_of::<Inline>()
+}
+
+/// Drops a panic payload, and any payload that dropping it panics with.
+fn drop_payloads(mut r: std::thread::Result<()>) {
+    while let Err(payload) = r {
+        r = catch_unwind(AssertUnwindSafe(move || drop(payload)));
+    }
+}
+
+/// Runs (or drops unrun) a fire-and-forget closure, then counts its scope down.
+fn finish_once<F: FnOnce()>(job: OnceJob<F>, cancel: bool) {
+    let OnceJob { f, scope } = job;
+    // A detached task's panic is caught here: nobody waits for it.
+    let r = if cancel {
+        catch_unwind(AssertUnwindSafe(move || drop(f)))
+    } else {
+        catch_unwind(AssertUnwindSafe(f))
+    };
+    drop_payloads(r);
+    // The scope counts down after the closure (and all it borrowed) is gone.
+    drop(scope);
+}
+
+/// `exec` of a fire-and-forget job held inline.
+///
+/// # Safety
+/// `Job::once` wrote an `OnceJob<F>` at the start of `*data` (it fits: `fits`), and
+/// this is the only call for it.
+unsafe fn exec_inline<F: FnOnce() + Send>(data: *mut Inline, cancel: bool) {
+    // SAFETY: the caller's contract: a valid, aligned `OnceJob<F>` that we move out.
+    let job = unsafe { data.cast::<OnceJob<F>>().read() };
+    finish_once(job, cancel);
+}
+
+/// `exec` of a boxed fire-and-forget job.
+///
+/// # Safety
+/// `Job::once` wrote a `Box::<OnceJob<F>>::into_raw` pointer at the start of `*data`,
+/// and this is the only call for it.
+unsafe fn exec_boxed<F: FnOnce() + Send>(data: *mut Inline, cancel: bool) {
+    // SAFETY: the caller's contract: we own the box now.
+    let job = unsafe { Box::from_raw(data.cast::<*mut OnceJob<F>>().read()) };
+    finish_once(*job, cancel);
+}
+
+/// `exec` of a job whose task has a handle.
+///
+/// # Safety
+/// `Job::task` wrote an `Arc::<Cell<F, T>>::into_raw` pointer at the start of `*data`
+/// (that count is ours now), and this is the only call for it.
+unsafe fn exec_cell<F: FnOnce() -> T + Send, T: Send>(data: *mut Inline, cancel: bool) {
+    // SAFETY: the caller's contract: the job's strong count comes back to us.
+    let c = unsafe { Arc::from_raw(data.cast::<*const Cell<F, T>>().read()) };
+    // SAFETY: only the job (this call, once) touches `scope`.
+    let scope = unsafe { (*c.scope.get()).take() };
+    let r = catch_unwind(AssertUnwindSafe(move || {
+        // SAFETY: this is the one run-or-cancel of the task (see `Task`).
+        unsafe {
+            if cancel {
+                c.cancel();
+            } else {
+                c.run();
+            }
+        }
+        drop(c); // may drop a result nobody will read
+    }));
+    drop_payloads(r);
+    drop(scope);
 }
 
 impl Job {
-    pub(crate) fn new(task: Arc<dyn Task>, scope: Option<ScopeCount>) -> Job {
-        Job {
-            work: Some(Work::Shared(task)),
-            _scope: scope,
+    /// A job running `f` (no handle; no allocation when `f` and the count fit in three
+    /// words, else one).
+    ///
+    /// # Safety
+    /// Whatever `f` borrows stays alive until the job has run or been dropped (for a
+    /// scoped job, the scope's count, dropped after `f`, guarantees it).
+    #[inline]
+    pub(crate) unsafe fn once<F: FnOnce() + Send>(f: F, scope: Option<ScopeCount>) -> Job {
+        let job = OnceJob { f, scope };
+        let mut data = Inline::uninit();
+        if fits::<OnceJob<F>>() {
+            // SAFETY: `data` is ours, large and aligned enough for the job (`fits`).
+            unsafe { data.as_mut_ptr().cast::<OnceJob<F>>().write(job) };
+            Job {
+                exec: exec_inline::<F>,
+                data,
+            }
+        } else {
+            let boxed = Box::into_raw(Box::new(job));
+            // SAFETY: `data` is ours and holds a pointer.
+            unsafe { data.as_mut_ptr().cast::<*mut OnceJob<F>>().write(boxed) };
+            Job {
+                exec: exec_boxed::<F>,
+                data,
+            }
         }
     }
 
-    pub(crate) fn once(f: Once, scope: Option<ScopeCount>) -> Job {
+    /// A job running the task of `c` (whose other owner is its handle).
+    ///
+    /// # Safety
+    /// As for [`Job::once`], for the closure inside `c`; and no other job is made of `c`.
+    pub(crate) unsafe fn task<F: FnOnce() -> T + Send, T: Send>(c: Arc<Cell<F, T>>) -> Job {
+        let mut data = Inline::uninit();
+        // SAFETY: `data` is ours and holds a pointer.
+        unsafe {
+            data.as_mut_ptr()
+                .cast::<*const Cell<F, T>>()
+                .write(Arc::into_raw(c))
+        };
         Job {
-            work: Some(Work::Once(f)),
-            _scope: scope,
+            exec: exec_cell::<F, T>,
+            data,
         }
     }
 
     /// Runs the task; a panic of the task itself is caught inside it (a detached one's
     /// here: nobody waits for it), and one from dropping what it left behind (a result
     /// nobody will read) is caught here too.
-    pub(crate) fn run(mut self) {
-        let mut r = match self.work.take() {
-            Some(Work::Once(f)) => catch_unwind(AssertUnwindSafe(f)),
-            // SAFETY: `take` leaves this the only call of run/cancel for this task.
-            Some(Work::Shared(t)) => catch_unwind(AssertUnwindSafe(move || unsafe { t.run() })),
-            None => Ok(()),
-        };
-        while let Err(payload) = r {
-            r = catch_unwind(AssertUnwindSafe(move || drop(payload)));
-        }
-        // `self` drops here: the scope count goes down after the task is gone.
+    pub(crate) fn run(self) {
+        let mut job = ManuallyDrop::new(self);
+        // SAFETY: `job` is consumed and never dropped: this is `exec`'s only call, on the
+        // data its constructor wrote.
+        unsafe { (job.exec)(&mut job.data, false) }
     }
 }
 
 impl Drop for Job {
     fn drop(&mut self) {
-        let mut r = match self.work.take() {
-            Some(Work::Once(f)) => catch_unwind(AssertUnwindSafe(move || drop(f))),
-            // SAFETY: as in `run`: `take` makes this the only call for this task.
-            Some(Work::Shared(t)) => catch_unwind(AssertUnwindSafe(move || unsafe { t.cancel() })),
-            None => Ok(()),
-        };
-        while let Err(payload) = r {
-            r = catch_unwind(AssertUnwindSafe(move || drop(payload)));
-        }
+        // SAFETY: a dropped job never ran (`run` does not drop it): `exec`'s only call,
+        // on the data its constructor wrote.
+        unsafe { (self.exec)(&mut self.data, true) }
     }
 }
 
@@ -110,13 +217,16 @@ pub(crate) struct Cell<F, T> {
     /// after it sees WAITING.
     waiter: UnsafeCell<Option<Thread>>,
     state: AtomicU8,
+    /// The scope's count of a scoped task: taken (and dropped after the task) by its job.
+    scope: UnsafeCell<Option<ScopeCount>>,
 }
 
 // SAFETY: each UnsafeCell has one writer at a time, ordered by `state`: `f` only by
 // run/cancel (once, see `Task`); `result` by the completer before its Release swap to
 // DONE, then by the handle only after an Acquire load sees DONE; `waiter` by the handle
 // before its Release CAS to WAITING, then read by the completer after its AcqRel swap
-// sees WAITING. `F: Send, T: Send` let those accesses come from different threads.
+// sees WAITING; `scope` only by the task's one job, once. `F: Send, T: Send` (and
+// `ScopeCount: Send`) let those accesses come from different threads.
 unsafe impl<F: Send, T: Send> Sync for Cell<F, T> {}
 
 impl<F, T> Cell<F, T> {
@@ -150,12 +260,16 @@ impl<F: FnOnce() -> T + Send, T: Send> Task for Cell<F, T> {
     }
 }
 
-pub(crate) fn cell<F: FnOnce() -> T + Send, T: Send>(f: F) -> Arc<Cell<F, T>> {
+pub(crate) fn cell<F: FnOnce() -> T + Send, T: Send>(
+    f: F,
+    scope: Option<ScopeCount>,
+) -> Arc<Cell<F, T>> {
     Arc::new(Cell {
         f: UnsafeCell::new(Some(f)),
         result: UnsafeCell::new(None),
         waiter: UnsafeCell::new(None),
         state: AtomicU8::new(PENDING),
+        scope: UnsafeCell::new(scope),
     })
 }
 
@@ -265,7 +379,7 @@ impl ScopeState {
     /// guarantee: `finish_body` waits for it).
     pub(crate) unsafe fn count(&self) -> ScopeCount {
         self.pending.fetch_add(1, Ordering::Relaxed);
-        ScopeCount(self)
+        ScopeCount(NonNull::from(self))
     }
 
     /// Called once by the owner after its body: waits (helping, on a worker) until every
@@ -278,7 +392,7 @@ impl ScopeState {
 }
 
 /// One unfinished task of a scope; counts it down when dropped.
-pub(crate) struct ScopeCount(*const ScopeState);
+pub(crate) struct ScopeCount(NonNull<ScopeState>);
 
 // SAFETY: a ScopeCount only touches its state's atomics and clones its `Thread` (which
 // is Send + Sync); the state outlives it (see `ScopeState::count`).
@@ -288,7 +402,7 @@ impl Drop for ScopeCount {
     fn drop(&mut self) {
         // SAFETY: the state lives until `finish_body` sees `done`, which only the last
         // count sets, below, as its last access.
-        let st = unsafe { &*self.0 };
+        let st = unsafe { self.0.as_ref() };
         // AcqRel: everything the task did (and dropped) happens before the owner's
         // Acquire load of `done`.
         if st.pending.fetch_sub(1, Ordering::AcqRel) == 1 {

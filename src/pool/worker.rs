@@ -17,7 +17,7 @@ use numaperf_core::{NodeId, NodeMask, NumaError, PlacementBackend, TopologyInfo,
 
 use super::deque::{steal_batch_into, Deque, Stealer};
 use super::fork;
-use super::task::{cell, Job, JoinHandle, Once, Outcome, ScopeCount, ScopeState, Task};
+use super::task::{cell, Job, JoinHandle, Outcome, ScopeState};
 use crate::thread::node_cpus;
 
 /// Where idle workers look for work beyond their own node.
@@ -303,7 +303,9 @@ impl Context {
                     })
             });
         if let Some(j) = local {
-            slot.local.fetch_add(1, Ordering::Relaxed);
+            // Only this worker writes its counters: no read-modify-write needed.
+            let n = slot.local.load(Ordering::Relaxed);
+            slot.local.store(n + 1, Ordering::Relaxed);
             return Some(j);
         }
         let ending = sh.shutdown.load(Ordering::Relaxed) != RUNNING;
@@ -320,7 +322,8 @@ impl Context {
             })
         });
         if stolen.is_some() {
-            slot.stolen.fetch_add(1, Ordering::Relaxed);
+            let n = slot.stolen.load(Ordering::Relaxed);
+            slot.stolen.store(n + 1, Ordering::Relaxed);
         }
         stolen
     }
@@ -629,13 +632,15 @@ impl<B: PlacementBackend> WorkerPool<B> {
         f: impl FnOnce() -> T + Send + 'static,
     ) -> Result<JoinHandle<T>, NumaError> {
         let target = self.shared.index(node)?;
-        let c = cell(f);
+        let c = cell(f, None);
         let handle = JoinHandle::new(c.clone());
-        self.shared.push(target, Job::new(c, None))?;
+        // SAFETY: `f` is 'static: it borrows nothing; `c` makes no other job.
+        self.shared.push(target, unsafe { Job::task(c) })?;
         Ok(handle)
     }
 
-    /// Runs `f` on a worker of `node` without a handle (one allocation: the closure).
+    /// Runs `f` on a worker of `node` without a handle (no allocation for a closure of up
+    /// to two words, else one).
     ///
     /// # Errors
     /// As [`WorkerPool::spawn_on`].
@@ -645,7 +650,8 @@ impl<B: PlacementBackend> WorkerPool<B> {
         f: impl FnOnce() + Send + 'static,
     ) -> Result<(), NumaError> {
         let target = self.shared.index(node)?;
-        self.shared.push(target, Job::once(Box::new(f), None))
+        // SAFETY: `f` is 'static: it borrows nothing.
+        self.shared.push(target, unsafe { Job::once(f, None) })
     }
 
     /// Runs `f` on a worker of the calling thread's node.
@@ -693,7 +699,7 @@ impl<B: PlacementBackend> WorkerPool<B> {
             .and_then(|c| self.shared.index(c.node).ok())
             .unwrap_or(0);
         let body = move || catch_unwind(AssertUnwindSafe(|| self.scope_here(f)));
-        let c = cell(body);
+        let c = cell(body, None);
         let outcome: Arc<dyn Outcome<std::thread::Result<R>> + '_> = c.clone();
         // SAFETY: the job and the handle borrow `self` and `f` ('env). This call does
         // not return before the handle's `join` saw the task complete, and completing
@@ -701,17 +707,17 @@ impl<B: PlacementBackend> WorkerPool<B> {
         // still holds afterwards (an `Option` of the closure that is `None`, a result
         // slot that `join` emptied) touches nothing of 'env when dropped. A job that
         // never runs (refused by `push`) is cancelled before `push` returns.
-        let (outcome, task) = unsafe {
+        let (outcome, job) = unsafe {
             (
                 std::mem::transmute::<
                     Arc<dyn Outcome<std::thread::Result<R>> + '_>,
                     Arc<dyn Outcome<std::thread::Result<R>>>,
                 >(outcome),
-                std::mem::transmute::<Arc<dyn Task + '_>, Arc<dyn Task>>(c),
+                Job::task(c),
             )
         };
         let handle = JoinHandle::new(outcome);
-        if self.shared.push(target, Job::new(task, None)).is_err() {
+        if self.shared.push(target, job).is_err() {
             // No workers to run it (shut down, or a forked child): the job was cancelled
             // unrun, so `f` is gone with it; run nothing and report as a cancelled task.
             let _ = handle.join();
@@ -835,7 +841,10 @@ impl<'scope, 'env, B: PlacementBackend> Scope<'scope, 'env, B> {
         f: impl FnOnce() -> T + Send + 'scope,
     ) -> Result<JoinHandle<T>, NumaError> {
         let target = self.pool.shared.index(node)?;
-        let c = cell(f);
+        // SAFETY: `scope_here` does not return before `finish_body` saw every count
+        // dropped; the task's job holds this one.
+        let count = unsafe { self.state.count() };
+        let c = cell(f, Some(count));
         let outcome: Arc<dyn Outcome<T> + 'scope> = c.clone();
         // SAFETY: the handle may outlive 'scope when `T` does (a `JoinHandle<u64>`
         // returned from the scope's body). By then the scope has waited for the task,
@@ -846,7 +855,15 @@ impl<'scope, 'env, B: PlacementBackend> Scope<'scope, 'env, B> {
             std::mem::transmute::<Arc<dyn Outcome<T> + 'scope>, Arc<dyn Outcome<T>>>(outcome)
         };
         let handle = JoinHandle::new(outcome);
-        self.push(target, c)?;
+        // SAFETY: the task may borrow data of lifetime 'scope. The job holds the only
+        // other owner of it next to handles (whose `T: 'scope` keeps them inside 'scope)
+        // and drops it before the scope's count, whether the task ran, panicked, or was
+        // dropped unrun (cancelled, refused by `push`, left behind with the pool).
+        // `WorkerPool::scope` does not return (nor unwind past its frame) until the
+        // count is back to 0, so nothing of 'scope is touched after 'scope ends. The pool
+        // cannot be dropped meanwhile: the scope borrows it for 'env.
+        let job = unsafe { Job::task(c) };
+        self.pool.shared.push(target, job)?;
         Ok(handle)
     }
 
@@ -860,30 +877,13 @@ impl<'scope, 'env, B: PlacementBackend> Scope<'scope, 'env, B> {
         f: impl FnOnce() + Send + 'scope,
     ) -> Result<(), NumaError> {
         let target = self.pool.shared.index(node)?;
-        let f: Box<dyn FnOnce() + Send + 'scope> = Box::new(f);
-        // SAFETY: the closure may borrow data of lifetime 'scope; as in `push`, the job
-        // owns it alone and drops it (run or not) before the scope's count goes down,
-        // and the scope does not end before that.
-        let f: Once = unsafe { std::mem::transmute::<Box<dyn FnOnce() + Send + 'scope>, Once>(f) };
         // SAFETY: `scope_here` does not return before `finish_body` saw every count
         // dropped; the job holds this one.
         let count = unsafe { self.state.count() };
-        self.pool.shared.push(target, Job::once(f, Some(count)))
-    }
-
-    fn push(&self, target: usize, task: Arc<dyn Task + 'scope>) -> Result<(), NumaError> {
-        // SAFETY: `scope_here` does not return before `finish_body` saw every count
-        // dropped; the job below holds this one.
-        let count: ScopeCount = unsafe { self.state.count() };
-        // SAFETY: the task may borrow data of lifetime 'scope. The job holds the only
-        // other owner of it next to handles (whose `T: 'scope` keeps them inside 'scope)
-        // and drops it before its `ScopeCount`, whether the task ran, panicked, or was
-        // dropped unrun (cancelled, refused by `push`, left behind with the pool).
-        // `WorkerPool::scope` does not return (nor unwind past its frame) until the
-        // count is back to 0, so nothing of 'scope is touched after 'scope ends. The pool
-        // cannot be dropped meanwhile: the scope borrows it for 'env.
-        let task: Arc<dyn Task> =
-            unsafe { std::mem::transmute::<Arc<dyn Task + 'scope>, Arc<dyn Task>>(task) };
-        self.pool.shared.push(target, Job::new(task, Some(count)))
+        // SAFETY: the closure may borrow data of lifetime 'scope; the job owns it alone
+        // and drops it (run or not) before the scope's count goes down, and the scope
+        // does not end before that (as in `spawn_on`).
+        let job = unsafe { Job::once(f, Some(count)) };
+        self.pool.shared.push(target, job)
     }
 }
