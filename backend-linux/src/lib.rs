@@ -19,6 +19,7 @@ mod locality;
 pub mod mempolicy;
 mod sys;
 mod topology;
+pub mod trace;
 
 pub use backend::{kernel_weights, LinuxBackend};
 pub use devices::{file_device_number, read_devices, SYSFS_ROOT};

@@ -40,6 +40,8 @@ pub mod options;
 pub mod parse;
 pub mod policy;
 pub mod populate;
+#[cfg(feature = "alloc")]
+pub mod process_pages;
 pub mod region;
 #[cfg(feature = "alloc")]
 pub mod sysfs;
