@@ -12,8 +12,33 @@ mod behaviour;
 #[path = "guest_suite/linux.rs"]
 mod linux;
 
+// The payload is multi-call: started as `numaperf` it is the command-line tool, as
+// `placement-probe` the CLI cases' probe (guest_suite/probe.rs), else the suite.
 #[cfg(target_os = "linux")]
-use linux::main;
+#[path = "../src/bin/numaperf/main.rs"]
+mod cli;
+#[cfg(target_os = "linux")]
+#[path = "guest_suite/probe.rs"]
+mod probe;
+/// The CLI's modules name their error type `crate::CliError`.
+#[cfg(target_os = "linux")]
+use cli::CliError;
+
+#[cfg(target_os = "linux")]
+fn main() -> std::process::ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    let name = args
+        .first()
+        .map(|a| a.rsplit('/').next().unwrap_or(a).to_string());
+    match name.as_deref() {
+        Some("numaperf") => cli::cli_main(args),
+        Some("placement-probe") => std::process::ExitCode::from(probe::main(&args) as u8),
+        _ => {
+            linux::main();
+            std::process::ExitCode::SUCCESS
+        }
+    }
+}
 
 #[cfg(not(target_os = "linux"))]
 fn main() {

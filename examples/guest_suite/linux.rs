@@ -4,6 +4,8 @@ use crate::behaviour;
 
 #[path = "cgroup_limit.rs"]
 mod cgroup_limit;
+#[path = "cli_run.rs"]
+mod cli_run;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -228,6 +230,11 @@ pub fn main() {
         )),
     };
     report.case("kernel/weighted_interleave_matches_version", &verdict);
+
+    // The command-line tool (issue 15): run, --verify and stat, the payload as numaperf.
+    for (name, v) in cli_run::cases(&b) {
+        report.case(&name, &v);
+    }
 
     // The same scenarios on the sim replaying this guest's sysfs tree, in the kernel's base
     // page size (64 KiB on Debian's 6.1 ppc64el), so that page counts compare.
