@@ -65,8 +65,8 @@ impl LinuxLocality {
 
     /// The name errors give the `numa_maps` file.
     fn numa_maps_name(&self) -> &'static str {
-        let other = self.numa_maps.starts_with("/proc")
-            && !self.numa_maps.starts_with("/proc/self");
+        let other =
+            self.numa_maps.starts_with("/proc") && !self.numa_maps.starts_with("/proc/self");
         if other {
             "/proc/<pid>/numa_maps"
         } else {

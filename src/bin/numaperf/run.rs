@@ -127,6 +127,7 @@ fn replace_with(_command: &[OsString]) -> Result<ExitCode, CliError> {
 /// Why `command` did not start, as a shell says it: not found is exit 127; found but not
 /// executable (permissions, a bad format) is 126, printed here since `CliError` has no
 /// such code.
+#[cfg(unix)]
 fn not_started(command: &OsString, err: &std::io::Error) -> Result<ExitCode, CliError> {
     let name = command.to_string_lossy();
     if err.kind() == std::io::ErrorKind::NotFound {

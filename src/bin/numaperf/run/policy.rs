@@ -201,6 +201,7 @@ pub fn cpus<B: PlacementBackend>(a: &RunArgs, backend: &B) -> Result<Option<CpuS
 
 /// The nodes `--verify` accepts pages on: the policy's nodes; for local allocation (or no
 /// memory flag) the nodes of the CPUs the command is bound to, else every memory node.
+#[cfg(target_os = "linux")]
 pub fn verified_nodes<B: PlacementBackend>(
     policy: Option<&ThreadPolicy>,
     cpus: Option<&CpuSet>,
@@ -220,6 +221,7 @@ pub fn verified_nodes<B: PlacementBackend>(
     }
 }
 
+#[cfg(target_os = "linux")]
 fn policy_mode(p: Option<&ThreadPolicy>) -> numaperf::NodeMode {
     p.map_or(numaperf::NodeMode::Default, |p| p.node_mode)
 }
