@@ -102,7 +102,32 @@ pub fn cases(b: &LinuxBackend) -> Vec<(String, Verdict)> {
     out.push(("cli/verify_rejects_stray".into(), verdict(ok, &so, &se)));
 
     out.push(("cli/stat_known_placement".into(), stat_case(last)));
+    out.push(("cli/run_weighted_interleave".into(), weighted_case(b, &all, last)));
     out
+}
+
+/// `--weighted-interleave` over every memory node with the kernel's own weights places
+/// every page on them; asking other weights is refused (exit 2, naming the kernel's)
+/// and the kernel's table is left as it was.
+fn weighted_case(b: &LinuxBackend, all: &str, last: NodeId) -> Verdict {
+    let table = match b.kernel_weights() {
+        Ok(Some(k)) => k,
+        Ok(None) => return Verdict::Skip("no weighted interleave on this kernel".into()),
+        Err(e) => return Verdict::Fail(e.to_string()),
+    };
+    let (code, so, se) = probe_run(&["--weighted-interleave", all], all, &[]);
+    if code != Some(0) || !so.contains("match=yes") {
+        return verdict(false, &so, &se);
+    }
+    let other = table.weights.weight(last).max(1) % 250 + 1;
+    let spec = format!("{all},{last}:{other}");
+    let out = numaperf(&["run", "--weighted-interleave", &spec, "--", "true"]);
+    let refused = text(&out.stderr);
+    let after = b.kernel_weights().ok().flatten();
+    let ok = out.status.code() == Some(2)
+        && refused.contains("kernel's weights are")
+        && after == Some(table);
+    verdict(ok, &so, &refused)
 }
 
 fn verdict(ok: bool, stdout: &str, stderr: &str) -> Verdict {
