@@ -102,7 +102,10 @@ pub fn cases(b: &LinuxBackend) -> Vec<(String, Verdict)> {
     out.push(("cli/verify_rejects_stray".into(), verdict(ok, &so, &se)));
 
     out.push(("cli/stat_known_placement".into(), stat_case(last)));
-    out.push(("cli/run_weighted_interleave".into(), weighted_case(b, &all, last)));
+    out.push((
+        "cli/run_weighted_interleave".into(),
+        weighted_case(b, &all, last),
+    ));
     out
 }
 

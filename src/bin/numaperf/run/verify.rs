@@ -44,6 +44,13 @@ pub fn run(command: &[OsString], nodes: &NodeMask) -> Result<ExitCode, CliError>
     }
     let child = match cmd.spawn() {
         Ok(c) => c,
+        // exec says EACCES for a file it cannot run; EPERM is PTRACE_TRACEME's refusal.
+        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::PERM.raw_os_error()) => {
+            return Err(CliError::runtime(format!(
+                "--verify: the command cannot be traced (ptrace: {e}; seccomp or a \
+                 container may forbid it)"
+            )))
+        }
         Err(e) => return super::not_started(&command[0], &e),
     };
     let mut seen: Vec<(u32, Result<Vec<MappingPages>, NumaError>)> = Vec::new();
