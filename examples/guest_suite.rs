@@ -18,6 +18,7 @@ mod cli;
 #[cfg(target_os = "linux")]
 #[path = "guest_suite/linux.rs"]
 mod linux;
+#[cfg(target_os = "linux")]
 #[path = "guest_suite/probe.rs"]
 mod probe;
 
@@ -37,9 +38,19 @@ fn main() -> ExitCode {
         .unwrap_or("");
     match name {
         "numaperf" => cli::cli_main(args),
-        "placement-probe" => ExitCode::from(probe::main(args).clamp(0, 255) as u8),
+        "placement-probe" => probe_main(&args),
         _ => suite(),
     }
+}
+
+#[cfg(target_os = "linux")]
+fn probe_main(args: &[String]) -> ExitCode {
+    ExitCode::from(probe::main(args).clamp(0, 255) as u8)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn probe_main(_args: &[String]) -> ExitCode {
+    suite()
 }
 
 #[cfg(target_os = "linux")]

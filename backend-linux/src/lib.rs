@@ -22,6 +22,7 @@ mod process;
 mod shared;
 mod sys;
 mod topology;
+pub mod trace;
 
 pub use backend::{kernel_weights, LinuxBackend};
 pub use cache::{last_level_cache, SYSFS_CPU_ROOT};

@@ -22,7 +22,8 @@ pub struct LinuxLocality {
     pub vmstat: PathBuf,
     /// `/proc/sys/kernel/numa_balancing`.
     pub balancing_mode: PathBuf,
-    /// `/proc/self/numa_maps`.
+    /// The process's `numa_maps`: `/proc/self/numa_maps`, or `/proc/<pid>/numa_maps` for
+    /// another process ([`LinuxLocality::of_process`]).
     pub numa_maps: PathBuf,
 }
 
@@ -50,6 +51,27 @@ impl LinuxLocality {
     /// The live kernel's files.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The live kernel's files, with the mappings of process `pid` (`/proc/<pid>/numa_maps`)
+    /// instead of this process's: what `numaperf stat PID` and `numaperf run --verify` read.
+    /// Reading another user's process needs the right to ptrace it.
+    pub fn of_process(pid: u32) -> Self {
+        LinuxLocality {
+            numa_maps: PathBuf::from(format!("/proc/{pid}/numa_maps")),
+            ..Self::default()
+        }
+    }
+
+    /// The name errors give the `numa_maps` file.
+    fn numa_maps_name(&self) -> &'static str {
+        let other =
+            self.numa_maps.starts_with("/proc") && !self.numa_maps.starts_with("/proc/self");
+        if other {
+            "/proc/<pid>/numa_maps"
+        } else {
+            "/proc/self/numa_maps"
+        }
     }
 
     /// The memory nodes: `has_memory` (Linux 2.6.23), else `online`.
@@ -99,7 +121,7 @@ impl LocalitySource for LinuxLocality {
     }
 
     fn mappings(&self) -> Result<Vec<MappingPages>, NumaError> {
-        let file = SysfsFile::root("/proc/self/numa_maps");
+        let file = SysfsFile::root(self.numa_maps_name());
         let text = read(&self.numa_maps).map_err(|p| file.error(p))?;
         parse_numa_maps(&text).map_err(|e| file.error(FileProblem::Malformed(e)))
     }
@@ -222,6 +244,18 @@ mod tests {
         assert!(matches!(l.numastat().unwrap_err(),
             NumaError::Sysfs { file, .. } if file == SysfsFile::root("has_memory")));
         let _ = fs::remove_dir_all(l.node_root.parent().unwrap());
+    }
+
+    #[test]
+    fn another_process_reads_and_a_missing_one_is_named() {
+        let me = LinuxLocality::of_process(std::process::id());
+        assert!(me.mappings().unwrap().iter().any(|m| m.resident() > 0));
+        // Pid numbers stop at 2^22: this one is never a process.
+        let gone = LinuxLocality::of_process(1 << 23);
+        assert_eq!(
+            gone.mappings().unwrap_err(),
+            SysfsFile::root("/proc/<pid>/numa_maps").error(FileProblem::Missing)
+        );
     }
 
     #[test]

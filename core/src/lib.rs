@@ -41,6 +41,8 @@ pub mod options;
 pub mod parse;
 pub mod policy;
 pub mod populate;
+#[cfg(feature = "alloc")]
+pub mod process_pages;
 pub mod region;
 pub mod shared;
 pub mod shared_region;

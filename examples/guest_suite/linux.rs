@@ -8,6 +8,8 @@ mod cgroup_limit;
 mod cli_cases;
 #[path = "cli_bench.rs"]
 mod cli_bench;
+#[path = "cli_run.rs"]
+mod cli_run;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -253,6 +255,11 @@ pub fn main() {
         )),
     };
     report.case("kernel/weighted_interleave_matches_version", &verdict);
+
+    // The command-line tool (issue 15): run, --verify and stat, the payload as numaperf.
+    for (name, v) in cli_run::cases(&b) {
+        report.case(&name, &v);
+    }
 
     // The same scenarios on the sim replaying this guest's sysfs tree, in the kernel's base
     // page size (64 KiB on Debian's 6.1 ppc64el), so that page counts compare.
