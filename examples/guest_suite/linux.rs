@@ -4,10 +4,10 @@ use crate::behaviour;
 
 #[path = "cgroup_limit.rs"]
 mod cgroup_limit;
-#[path = "cli.rs"]
-mod cli_cases;
 #[path = "cli_bench.rs"]
 mod cli_bench;
+#[path = "cli.rs"]
+mod cli_cases;
 #[path = "cli_run.rs"]
 mod cli_run;
 
