@@ -18,9 +18,9 @@
 
 mod chase;
 mod clock;
+mod gate;
 mod stream;
 
-use std::sync::Barrier;
 use std::thread;
 use std::time::Duration;
 
@@ -33,6 +33,7 @@ pub use stream::Traffic;
 
 use crate::thread::{node_cpus, pin_to_cpus};
 use crate::NumaRegion;
+use gate::StartGate;
 
 /// The smallest buffer a bench takes.
 pub const MIN_SIZE: usize = 4096;
@@ -388,15 +389,27 @@ fn latency<B: PlacementBackend + Sync>(
     config: &BenchConfig,
 ) -> Result<(f64, bool), NumaError> {
     thread::scope(|s| {
-        let worker = s.spawn(|| {
-            let _pin = pin_to_cpus(backend, &CpuSet::single(cpu))?;
-            let on_node = backend.current_cpu()?.node == cpu_node;
-            Ok((chase::chase(words, config.duration), on_node))
-        });
+        let worker = thread::Builder::new()
+            .name("numaperf-bench".into())
+            .spawn_scoped(s, || {
+                let _pin = pin_to_cpus(backend, &CpuSet::single(cpu))?;
+                let on_node = backend.current_cpu()?.node == cpu_node;
+                Ok((chase::chase(words, config.duration), on_node))
+            })
+            .map_err(|e| spawn_error(&e))?;
         worker
             .join()
             .unwrap_or_else(|p| std::panic::resume_unwind(p))
     })
+}
+
+/// A thread that could not be started (a pids cgroup, `RLIMIT_NPROC`), as a typed error.
+fn spawn_error(e: &std::io::Error) -> NumaError {
+    NumaError::Os {
+        op: "pthread_create",
+        // EAGAIN when the OS gave no code.
+        errno: numaperf_core::Errno::from_raw(e.raw_os_error().unwrap_or(11)),
+    }
 }
 
 /// One thread per CPU of `cpus`, each pinned to its CPU with a slice of its own, all
@@ -411,28 +424,45 @@ fn bandwidth<B: PlacementBackend + Sync>(
     budget: Duration,
 ) -> Result<(f64, bool), NumaError> {
     let per = words.len() / cpus.len() / 8 * 8; // whole slots; validate() keeps it > 0
-    let start = Barrier::new(cpus.len());
+    let start = StartGate::new(cpus.len());
     let results: Vec<Result<(u64, Duration, bool), NumaError>> = thread::scope(|s| {
-        let workers: Vec<_> = words
-            .chunks_mut(per)
-            .zip(cpus)
-            .map(|(slice, &cpu)| {
-                let start = &start;
-                s.spawn(move || {
+        let mut workers = Vec::with_capacity(cpus.len());
+        let mut failed = None;
+        for (slice, &cpu) in words.chunks_mut(per).zip(cpus) {
+            let start = &start;
+            let spawned = thread::Builder::new()
+                .name("numaperf-bench".into())
+                .spawn_scoped(s, move || {
                     let pinned = pin_to_cpus(backend, &CpuSet::single(cpu))
                         .and_then(|g| Ok((g, backend.current_cpu()?)));
-                    // Everyone waits, even a thread that failed, so none waits forever.
-                    start.wait();
+                    // Everyone waits, even a thread that failed to pin, so all start
+                    // together; an aborted start (a sibling never started) ends here.
+                    if !start.arrive_and_wait() {
+                        // Not a figure: the caller reports the spawn failure instead.
+                        return Ok((0, Duration::ZERO, false));
+                    }
                     let (_pin, at) = pinned?;
                     let (bytes, took) = stream::stream(traffic, slice, budget);
                     Ok((bytes, took, at.node == cpu_node))
-                })
-            })
-            .collect();
-        workers
+                });
+            match spawned {
+                Ok(w) => workers.push(w),
+                Err(e) => {
+                    // The threads already started must not wait for one that never will.
+                    start.abort();
+                    failed = Some(spawn_error(&e));
+                    break;
+                }
+            }
+        }
+        let joined: Vec<_> = workers
             .into_iter()
             .map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            .collect()
+            .collect();
+        match failed {
+            Some(e) => vec![Err(e)],
+            None => joined,
+        }
     });
     let mut mb_s = 0.0;
     let mut on_node = true;
