@@ -55,6 +55,17 @@ fn key_value_lines(text: &str) -> impl Iterator<Item = (&str, &str, usize)> {
     })
 }
 
+/// The counters of a node's `numastat` file that [`NumaStat`] holds, in its field order
+/// (as `numastat` prints them).
+pub const NUMASTAT_FIELDS: [&str; 6] = [
+    "numa_hit",
+    "numa_miss",
+    "numa_foreign",
+    "interleave_hit",
+    "local_node",
+    "other_node",
+];
+
 /// Reads a node's `numastat` text (`numa_hit 123` per line). Every one of the six
 /// counters must be there; other lines are ignored (a later kernel may add some).
 ///
@@ -62,14 +73,7 @@ fn key_value_lines(text: &str) -> impl Iterator<Item = (&str, &str, usize)> {
 /// [`FileProblem::Malformed`] for a value that is not a decimal number,
 /// [`FileProblem::MissingField`] naming the first counter that is absent.
 pub fn parse_numastat(text: &str) -> Result<NumaStat, FileProblem> {
-    const KEYS: [&str; 6] = [
-        "numa_hit",
-        "numa_miss",
-        "numa_foreign",
-        "interleave_hit",
-        "local_node",
-        "other_node",
-    ];
+    const KEYS: [&str; 6] = NUMASTAT_FIELDS;
     let mut found = [None; 6];
     for (key, value, pos) in key_value_lines(text) {
         if let Some(i) = KEYS.iter().position(|k| *k == key) {

@@ -90,14 +90,7 @@ mod linux {
         Ok(Reading { system, processes })
     }
 
-    const FIELDS: [&str; 6] = [
-        "numa_hit",
-        "numa_miss",
-        "numa_foreign",
-        "interleave_hit",
-        "local_node",
-        "other_node",
-    ];
+    const FIELDS: [&str; 6] = numaperf::numa_core::locality_parse::NUMASTAT_FIELDS;
 
     fn fields(s: &NumaStat) -> [u64; 6] {
         [
