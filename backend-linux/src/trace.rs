@@ -68,17 +68,84 @@ fn os(op: &'static str) -> impl Fn(Errno) -> NumaError {
     move |e| NumaError::from_errno(op, numaperf_core::Errno::from_raw(e.raw_os_error()))
 }
 
-/// Waits for `pid` (`None`: any child or tracee) to change state; returns its id and raw
-/// status.
-fn wait_for(pid: Option<Pid>) -> Result<(i32, i32), NumaError> {
+/// Waits for `pid` to change state; returns its raw status.
+fn wait_for(pid: Pid) -> Result<i32, NumaError> {
     let opts = WaitOptions::from_bits_retain(__WALL);
     loop {
-        match waitpid(pid, opts) {
-            Ok(Some((pid, status))) => return Ok((pid.as_raw_nonzero().get(), status.as_raw())),
-            Ok(None) => continue,
-            Err(Errno::INTR) => continue,
+        match waitpid(Some(pid), opts) {
+            Ok(Some((_, status))) => return Ok(status.as_raw()),
+            Ok(None) | Err(Errno::INTR) => continue,
             Err(e) => return Err(os("waitpid")(e)),
         }
+    }
+}
+
+/// The id of a child or tracee with a state change to report, which stays reportable
+/// (`waitid(P_ALL, 0, .., WEXITED | WSTOPPED | WNOWAIT | __WALL, NULL)`).
+fn peek_any() -> Result<i32, Errno> {
+    use linux_raw_sys::general::{siginfo_t, P_ALL, WEXITED, WNOWAIT, WSTOPPED};
+    let mut info = core::mem::MaybeUninit::<siginfo_t>::zeroed();
+    let options = WEXITED | WSTOPPED | WNOWAIT | __WALL;
+    let out = info.as_mut_ptr() as usize;
+    let args = [P_ALL as usize, 0, out, options as usize, 0, 0];
+    // SAFETY: waitid writes one `siginfo_t` at `out`, which points at `info`, live and
+    // writable for the whole call; the rusage pointer is NULL (none written).
+    check(unsafe { syscall6(nr::WAITID, args) })?;
+    // SAFETY: `info` was zeroed and the kernel wrote a `siginfo_t`; its fields are plain
+    // integers (any bit pattern is valid), and a SIGCHLD's carries the `_sigchld` fields.
+    Ok(unsafe {
+        let info = info.assume_init();
+        info.__bindgen_anon_1
+            .__bindgen_anon_1
+            ._sifields
+            ._sigchld
+            ._pid
+    })
+}
+
+/// Whether `pid` is a child of the calling process (its parent in `/proc/PID/stat`).
+/// `false` when it is gone.
+fn is_own_child(pid: i32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // `pid (comm) state ppid ...`; the name may hold spaces and parentheses.
+    let ppid = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+        .and_then(|p| p.parse::<i32>().ok());
+    ppid == Some(rustix::process::getpid().as_raw_nonzero().get())
+}
+
+/// Waits for the next state change of a followed process (one in `live`, or one not yet
+/// announced by its parent's fork event) and returns its id and raw status. Other
+/// children of the caller are left alone: while one has a status to report (which
+/// `waitid` keeps returning first), the followed ones are polled.
+fn wait_followed(live: &BTreeSet<i32>) -> Result<(i32, i32), NumaError> {
+    let poll = WaitOptions::from_bits_retain(__WALL) | WaitOptions::NOHANG;
+    loop {
+        let pid = match peek_any() {
+            Ok(pid) => pid,
+            Err(Errno::INTR) => continue,
+            Err(e) => return Err(os("waitid")(e)),
+        };
+        // The tracees the caller did not fork are not its children; the command is both.
+        if live.contains(&pid) || (pid > 0 && !is_own_child(pid)) {
+            if let Some(p) = Pid::from_raw(pid) {
+                return Ok((pid, wait_for(p)?));
+            }
+        }
+        for &traced in live {
+            let Some(p) = Pid::from_raw(traced) else {
+                continue;
+            };
+            match waitpid(Some(p), poll) {
+                Ok(Some((_, status))) => return Ok((traced, status.as_raw())),
+                Ok(None) | Err(Errno::INTR) => {}
+                Err(e) => return Err(os("waitpid")(e)),
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
     }
 }
 
@@ -137,9 +204,11 @@ impl Traced {
             }
         }
         for pid in core::mem::take(&mut self.live) {
-            let p = Pid::from_raw(pid);
+            let Some(p) = Pid::from_raw(pid) else {
+                continue;
+            };
             // A killed tracee may still stop once (at its exit event); it is let go on.
-            while let Ok((_, raw)) = wait_for(p) {
+            while let Ok(raw) = wait_for(p) {
                 match decode(raw) {
                     Status::Stopped(_, _) => {
                         if resume(pid, 0).is_err() {
@@ -161,10 +230,10 @@ impl Traced {
 /// `PTRACE_SEIZE`). Threads are not followed one by one: they share their process's
 /// memory, which is looked at when it exits.
 ///
-/// The caller must have no other child that can end or stop while this runs, and no
-/// other thread of it may wait for children meanwhile: this waits for any child
-/// (`waitpid(-1, __WALL)`, the only way to hear from tracees the caller did not fork), so
-/// it would take another child's status and lose it.
+/// Only the followed processes are reaped: another child of the caller that ends
+/// meanwhile is left for the caller to wait for (while one such waits, the followed ones
+/// are polled every millisecond). No other thread of the caller may wait for any child
+/// (`waitpid(-1)`) meanwhile: it could take a followed process's status.
 ///
 /// Returns how `child` itself ended (a `child` that did not call [`trace_me`] is just
 /// waited for, and `at_exit` is not called). On an error every followed process known by
@@ -194,7 +263,7 @@ fn follow(
     at_exit: &mut impl FnMut(u32),
 ) -> Result<Ending, NumaError> {
     loop {
-        let (_, raw) = wait_for(Some(pid))?;
+        let raw = wait_for(pid)?;
         match first_stop(decode(raw)) {
             First::Exec => break,
             First::Ended(ending) => {
@@ -209,7 +278,7 @@ fn follow(
     t.seen.insert(main);
     let mut ending = None;
     while !t.live.is_empty() {
-        let (pid, raw) = wait_for(None)?;
+        let (pid, raw) = wait_followed(&t.live)?;
         let stopped = match decode(raw) {
             Status::Exited(code) => Err(Ending::Exited(code)),
             Status::Killed(sig) => Err(Ending::Killed(sig)),

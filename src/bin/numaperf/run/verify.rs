@@ -110,7 +110,7 @@ pub fn run(command: &[OsString], nodes: &NodeMask) -> Result<ExitCode, CliError>
     eprintln!("numaperf: verify: pages checked against nodes {nodes}");
     let mut failures = Failures::default();
     let mut processes = 0u64;
-    // follow_to_exit waits for any child: this process has no other.
+    // No other thread here waits for children, as follow_to_exit requires.
     let ending = follow_to_exit(child.id(), |pid| {
         processes += 1;
         let maps = LinuxLocality::of_process(pid).mappings();
