@@ -241,7 +241,7 @@ impl Traced {
 /// yet announced dies when the caller does (`PTRACE_O_EXITKILL`).
 ///
 /// # Errors
-/// [`NumaError::Os`] for a failed `waitpid` or `ptrace`.
+/// [`NumaError::Os`] for a failed `waitid`, `waitpid` or `ptrace`.
 pub fn follow_to_exit(child: u32, mut at_exit: impl FnMut(u32)) -> Result<Ending, NumaError> {
     let main = child as i32;
     let pid = Pid::from_raw(main).ok_or(os("waitpid")(Errno::INVAL))?;
