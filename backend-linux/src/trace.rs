@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use linux_raw_sys::general::__WALL;
 use linux_raw_sys::ptrace as k;
 use rustix::io::Errno;
-use rustix::process::{waitpid, Pid, WaitOptions};
+use rustix::process::{kill_process, waitpid, Pid, Signal, WaitOptions};
 
 use numaperf_core::NumaError;
 
@@ -68,15 +68,84 @@ fn os(op: &'static str) -> impl Fn(Errno) -> NumaError {
     move |e| NumaError::from_errno(op, numaperf_core::Errno::from_raw(e.raw_os_error()))
 }
 
-fn wait_any() -> Result<(i32, i32), NumaError> {
+/// Waits for `pid` to change state; returns its raw status.
+fn wait_for(pid: Pid) -> Result<i32, NumaError> {
     let opts = WaitOptions::from_bits_retain(__WALL);
     loop {
-        match waitpid(None, opts) {
-            Ok(Some((pid, status))) => return Ok((pid.as_raw_nonzero().get(), status.as_raw())),
-            Ok(None) => continue,
-            Err(Errno::INTR) => continue,
+        match waitpid(Some(pid), opts) {
+            Ok(Some((_, status))) => return Ok(status.as_raw()),
+            Ok(None) | Err(Errno::INTR) => continue,
             Err(e) => return Err(os("waitpid")(e)),
         }
+    }
+}
+
+/// The id of a child or tracee with a state change to report, which stays reportable
+/// (`waitid(P_ALL, 0, .., WEXITED | WSTOPPED | WNOWAIT | __WALL, NULL)`).
+fn peek_any() -> Result<i32, Errno> {
+    use linux_raw_sys::general::{siginfo_t, P_ALL, WEXITED, WNOWAIT, WSTOPPED};
+    let mut info = core::mem::MaybeUninit::<siginfo_t>::zeroed();
+    let options = WEXITED | WSTOPPED | WNOWAIT | __WALL;
+    let out = info.as_mut_ptr() as usize;
+    let args = [P_ALL as usize, 0, out, options as usize, 0, 0];
+    // SAFETY: waitid writes one `siginfo_t` at `out`, which points at `info`, live and
+    // writable for the whole call; the rusage pointer is NULL (none written).
+    check(unsafe { syscall6(nr::WAITID, args) })?;
+    // SAFETY: `info` was zeroed and the kernel wrote a `siginfo_t`; its fields are plain
+    // integers (any bit pattern is valid), and a SIGCHLD's carries the `_sigchld` fields.
+    Ok(unsafe {
+        let info = info.assume_init();
+        info.__bindgen_anon_1
+            .__bindgen_anon_1
+            ._sifields
+            ._sigchld
+            ._pid
+    })
+}
+
+/// Whether `pid` is a child of the calling process (its parent in `/proc/PID/stat`).
+/// `false` when it is gone.
+fn is_own_child(pid: i32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // `pid (comm) state ppid ...`; the name may hold spaces and parentheses.
+    let ppid = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+        .and_then(|p| p.parse::<i32>().ok());
+    ppid == Some(rustix::process::getpid().as_raw_nonzero().get())
+}
+
+/// Waits for the next state change of a followed process (one in `live`, or one not yet
+/// announced by its parent's fork event) and returns its id and raw status. Other
+/// children of the caller are left alone: while one has a status to report (which
+/// `waitid` keeps returning first), the followed ones are polled.
+fn wait_followed(live: &BTreeSet<i32>) -> Result<(i32, i32), NumaError> {
+    let poll = WaitOptions::from_bits_retain(__WALL) | WaitOptions::NOHANG;
+    loop {
+        let pid = match peek_any() {
+            Ok(pid) => pid,
+            Err(Errno::INTR) => continue,
+            Err(e) => return Err(os("waitid")(e)),
+        };
+        // The tracees the caller did not fork are not its children; the command is both.
+        if live.contains(&pid) || (pid > 0 && !is_own_child(pid)) {
+            if let Some(p) = Pid::from_raw(pid) {
+                return Ok((pid, wait_for(p)?));
+            }
+        }
+        for &traced in live {
+            let Some(p) = Pid::from_raw(traced) else {
+                continue;
+            };
+            match waitpid(Some(p), poll) {
+                Ok(Some((_, status))) => return Ok((traced, status.as_raw())),
+                Ok(None) | Err(Errno::INTR) => {}
+                Err(e) => return Err(os("waitpid")(e)),
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
     }
 }
 
@@ -89,76 +158,169 @@ fn resume(pid: i32, signal: i32) -> Result<(), NumaError> {
     }
 }
 
+/// What to do with the followed command's first stop, before its exec has been seen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum First {
+    /// Its exec's `SIGTRAP`: tracing starts.
+    Exec,
+    /// A signal that came before the exec (a traced process stops even for ignored
+    /// ones): resume it with that signal (0: none) and wait again.
+    Deliver(i32),
+    /// It ended before its exec.
+    Ended(Ending),
+}
+
+fn first_stop(status: Status) -> First {
+    match status {
+        Status::Stopped(SIGTRAP, 0) => First::Exec,
+        Status::Stopped(sig, 0) => First::Deliver(sig),
+        // No event is asked for before the exec; none is delivered as a signal.
+        Status::Stopped(_, _) => First::Deliver(0),
+        Status::Exited(code) => First::Ended(Ending::Exited(code)),
+        Status::Killed(sig) => First::Ended(Ending::Killed(sig)),
+    }
+}
+
+/// The processes being followed.
+#[derive(Default)]
+struct Traced {
+    /// Those not yet reaped (a forked one from its first stop or its parent's fork event,
+    /// whichever comes first).
+    live: BTreeSet<i32>,
+    /// Those whose first stop has been seen (a forked one's is a `SIGSTOP`).
+    seen: BTreeSet<i32>,
+    /// Those reaped before their parent's fork event was: that late event must not make
+    /// them live again.
+    ended: BTreeSet<i32>,
+}
+
+impl Traced {
+    /// Kills every followed process and reaps it, so that none is left stopped or a
+    /// zombie when following fails. Errors are ignored: this is the way out of one.
+    fn kill_all(&mut self) {
+        for &pid in &self.live {
+            if let Some(p) = Pid::from_raw(pid) {
+                let _ = kill_process(p, Signal::KILL);
+            }
+        }
+        for pid in core::mem::take(&mut self.live) {
+            let Some(p) = Pid::from_raw(pid) else {
+                continue;
+            };
+            // A killed tracee may still stop once (at its exit event); it is let go on.
+            while let Ok(raw) = wait_for(p) {
+                match decode(raw) {
+                    Status::Stopped(_, _) => {
+                        if resume(pid, 0).is_err() {
+                            break;
+                        }
+                    }
+                    Status::Exited(_) | Status::Killed(_) => break,
+                }
+            }
+        }
+    }
+}
+
 /// Follows `child` (which called [`trace_me`] and then `exec`; its first stop is that
 /// exec's `SIGTRAP`) and every process it and they fork, until all have ended. Each one,
 /// about to exit with its memory still mapped, is stopped and `at_exit(pid)` is called;
-/// then it goes on. Signals are passed through, except that stop signals do not stop a
-/// followed process (a ptrace limitation without `PTRACE_SEIZE`). Threads are not followed
-/// one by one: they share their process's memory, which is looked at when it exits.
+/// then it goes on. Signals are passed through (one that comes before the exec too),
+/// except that stop signals do not stop a followed process (a ptrace limitation without
+/// `PTRACE_SEIZE`). Threads are not followed one by one: they share their process's
+/// memory, which is looked at when it exits.
 ///
-/// Returns how `child` itself ended.
+/// Only the followed processes are reaped: another child of the caller that ends
+/// meanwhile is left for the caller to wait for (while one such waits, the followed ones
+/// are polled every millisecond). No other thread of the caller may wait for any child
+/// (`waitpid(-1)`) meanwhile: it could take a followed process's status.
+///
+/// Returns how `child` itself ended (a `child` that did not call [`trace_me`] is just
+/// waited for, and `at_exit` is not called). On an error every followed process known by
+/// then (`child` included) has been killed with `SIGKILL` and reaped; one forked but not
+/// yet announced dies when the caller does (`PTRACE_O_EXITKILL`).
 ///
 /// # Errors
-/// [`NumaError::Os`] for a failed `waitpid` or `ptrace`, or when `child` was not
-/// stopped at its exec (it did not call [`trace_me`]).
+/// [`NumaError::Os`] for a failed `waitid`, `waitpid` or `ptrace`.
 pub fn follow_to_exit(child: u32, mut at_exit: impl FnMut(u32)) -> Result<Ending, NumaError> {
     let main = child as i32;
     let pid = Pid::from_raw(main).ok_or(os("waitpid")(Errno::INVAL))?;
-    let first = waitpid(Some(pid), WaitOptions::from_bits_retain(__WALL))
-        .map_err(os("waitpid"))?
-        .map(|(_, s)| s.as_raw());
-    match first.map(decode) {
-        Some(Status::Stopped(SIGTRAP, 0)) => {}
-        Some(Status::Exited(code)) => return Ok(Ending::Exited(code)),
-        Some(Status::Killed(sig)) => return Ok(Ending::Killed(sig)),
-        _ => return Err(os("ptrace(PTRACE_TRACEME)")(Errno::INVAL)),
+    let mut traced = Traced {
+        live: BTreeSet::from([main]),
+        ..Traced::default()
+    };
+    let out = follow(main, pid, &mut traced, &mut at_exit);
+    if out.is_err() {
+        traced.kill_all();
+    }
+    out
+}
+
+fn follow(
+    main: i32,
+    pid: Pid,
+    t: &mut Traced,
+    at_exit: &mut impl FnMut(u32),
+) -> Result<Ending, NumaError> {
+    loop {
+        let raw = wait_for(pid)?;
+        match first_stop(decode(raw)) {
+            First::Exec => break,
+            First::Ended(ending) => {
+                t.live.clear();
+                return Ok(ending);
+            }
+            First::Deliver(sig) => resume(main, sig)?,
+        }
     }
     ptrace(k::PTRACE_SETOPTIONS, main, OPTIONS as usize).map_err(os("ptrace(SETOPTIONS)"))?;
     resume(main, 0)?;
-    let mut live: BTreeSet<i32> = BTreeSet::from([main]);
-    // The processes whose first stop has been seen (a forked one's is a SIGSTOP).
-    let mut seen: BTreeSet<i32> = BTreeSet::from([main]);
+    t.seen.insert(main);
     let mut ending = None;
-    while !live.is_empty() {
-        let (pid, raw) = wait_any()?;
-        match decode(raw) {
-            Status::Exited(code) => {
-                live.remove(&pid);
-                seen.remove(&pid);
+    while !t.live.is_empty() {
+        let (pid, raw) = wait_followed(&t.live)?;
+        let stopped = match decode(raw) {
+            Status::Exited(code) => Err(Ending::Exited(code)),
+            Status::Killed(sig) => Err(Ending::Killed(sig)),
+            Status::Stopped(sig, event) => Ok((sig, event)),
+        };
+        let (sig, event) = match stopped {
+            Err(end) => {
+                t.live.remove(&pid);
+                t.seen.remove(&pid);
                 if pid == main {
-                    ending = Some(Ending::Exited(code));
-                }
-            }
-            Status::Killed(sig) => {
-                live.remove(&pid);
-                seen.remove(&pid);
-                if pid == main {
-                    ending = Some(Ending::Killed(sig));
-                }
-            }
-            Status::Stopped(sig, event) => {
-                live.insert(pid);
-                let signal = if seen.insert(pid) && sig == SIGSTOP {
-                    // A process attached at its fork, at its first stop.
-                    0
-                } else if sig == SIGTRAP && event == k::PTRACE_EVENT_EXIT {
-                    at_exit(pid as u32);
-                    0
-                } else if sig == SIGTRAP && event != 0 {
-                    if event == k::PTRACE_EVENT_FORK || event == k::PTRACE_EVENT_VFORK {
-                        // Waited for from now on, even if its first stop comes late.
-                        if let Ok(new) = event_message(pid) {
-                            live.insert(new as i32);
-                        }
-                    }
-                    // fork, vfork, exec: nothing to deliver.
-                    0
+                    ending = Some(end);
                 } else {
-                    sig
-                };
-                resume(pid, signal)?;
+                    t.ended.insert(pid);
+                }
+                continue;
             }
-        }
+            Ok(stop) => stop,
+        };
+        t.live.insert(pid);
+        let signal = if t.seen.insert(pid) && sig == SIGSTOP {
+            // A process attached at its fork, at its first stop.
+            0
+        } else if sig == SIGTRAP && event == k::PTRACE_EVENT_EXIT {
+            at_exit(pid as u32);
+            0
+        } else if sig == SIGTRAP && event != 0 {
+            if event == k::PTRACE_EVENT_FORK || event == k::PTRACE_EVENT_VFORK {
+                // Waited for from now on, even if its first stop comes late; unless it
+                // has come and gone already.
+                if let Ok(new) = event_message(pid) {
+                    let new = new as i32;
+                    if !t.ended.remove(&new) {
+                        t.live.insert(new);
+                    }
+                }
+            }
+            // fork, vfork, exec: nothing to deliver.
+            0
+        } else {
+            sig
+        };
+        resume(pid, signal)?;
     }
     ending.ok_or(os("waitpid")(Errno::CHILD))
 }
@@ -199,5 +361,32 @@ mod tests {
             Status::Stopped(SIGTRAP, k::PTRACE_EVENT_EXIT)
         );
         assert_eq!(decode(0x7f | (SIGSTOP << 8)), Status::Stopped(SIGSTOP, 0));
+    }
+
+    #[test]
+    fn a_signal_before_the_exec_is_delivered_and_waited_past() {
+        let sigwinch = linux_raw_sys::general::SIGWINCH as i32;
+        let sigint = linux_raw_sys::general::SIGINT as i32;
+        assert_eq!(first_stop(Status::Stopped(SIGTRAP, 0)), First::Exec);
+        assert_eq!(
+            first_stop(Status::Stopped(sigwinch, 0)),
+            First::Deliver(sigwinch)
+        );
+        assert_eq!(
+            first_stop(Status::Stopped(sigint, 0)),
+            First::Deliver(sigint)
+        );
+        assert_eq!(
+            first_stop(Status::Stopped(SIGTRAP, k::PTRACE_EVENT_EXIT)),
+            First::Deliver(0)
+        );
+        assert_eq!(
+            first_stop(Status::Killed(sigint)),
+            First::Ended(Ending::Killed(sigint))
+        );
+        assert_eq!(
+            first_stop(Status::Exited(4)),
+            First::Ended(Ending::Exited(4))
+        );
     }
 }

@@ -181,9 +181,11 @@ impl MappingPages {
             .map_or(0, |&(_, p)| p)
     }
 
-    /// Resident pages on all nodes.
+    /// Resident pages on all nodes (saturating: `numa_maps` counts come from outside).
     pub fn resident(&self) -> u64 {
-        self.nodes.iter().map(|&(_, p)| p).sum()
+        self.nodes
+            .iter()
+            .fold(0u64, |a, &(_, p)| a.saturating_add(p))
     }
 
     /// Resident bytes on `node`.

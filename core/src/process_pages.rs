@@ -228,6 +228,18 @@ mod tests {
         assert!(both.passed());
     }
 
+    #[test]
+    fn huge_counts_saturate_instead_of_overflowing() {
+        let line = "7ffd00000000 default stack anon=1 N0=18446744073709551615 N1=1 kernelpagesize_kB=4\n\
+                    7f0000000000 default file=/usr/lib/x N0=18446744073709551615 N2=7 kernelpagesize_kB=4\n";
+        let maps = parse_numa_maps(line).unwrap();
+        assert_eq!(maps[0].resident(), u64::MAX);
+        let c = PlacementCheck::of(&maps, &NodeMask::single(NodeId::new(0)));
+        assert_eq!((c.total(), c.outside, c.unchecked), (u64::MAX, 1, u64::MAX));
+        let p = ProcessPages::sum(&maps);
+        assert_eq!(p.node_total(NodeId::new(0)), u64::MAX);
+    }
+
     proptest! {
         #[test]
         fn outside_is_what_lies_beyond_the_allowed_nodes(

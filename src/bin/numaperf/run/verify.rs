@@ -26,6 +26,58 @@ fn per_node(pages: &[(numaperf::NodeId, u64)]) -> String {
     }
 }
 
+/// Checks one exiting process's pages against `nodes` and reports it on stderr; returns
+/// why it failed, if it did.
+fn check(pid: u32, maps: Result<&[MappingPages], &NumaError>, nodes: &NodeMask) -> Option<String> {
+    let maps = match maps {
+        Ok(m) => m,
+        Err(e) => return Some(format!("process {pid}: its pages could not be read: {e}")),
+    };
+    let check = PlacementCheck::of(maps, nodes);
+    eprintln!(
+        "numaperf: verify: process {pid}: {} pages: {}; outside: {}; not checked: {} \
+         (files, shared memory, own policies)",
+        check.total(),
+        per_node(&check.checked),
+        check.outside,
+        check.unchecked
+    );
+    (!check.passed()).then(|| {
+        format!(
+            "process {pid}: {} of {} pages on nodes {}, outside {nodes}",
+            check.outside,
+            check.total(),
+            check.outside_nodes
+        )
+    })
+}
+
+/// The first [`Failures::KEPT`] failures and how many more there were.
+#[derive(Default)]
+struct Failures {
+    kept: Vec<String>,
+    more: u64,
+}
+
+impl Failures {
+    const KEPT: usize = 8;
+
+    fn push(&mut self, failure: String) {
+        if self.kept.len() < Self::KEPT {
+            self.kept.push(failure);
+        } else {
+            self.more += 1;
+        }
+    }
+
+    fn into_vec(mut self) -> Vec<String> {
+        if self.more > 0 {
+            self.kept.push(format!("and {} more", self.more));
+        }
+        self.kept
+    }
+}
+
 /// Runs `command` traced and checks every exiting process's pages against `nodes`.
 ///
 /// # Errors
@@ -53,42 +105,24 @@ pub fn run(command: &[OsString], nodes: &NodeMask) -> Result<ExitCode, CliError>
         }
         Err(e) => return super::not_started(&command[0], &e),
     };
-    let mut seen: Vec<(u32, Result<Vec<MappingPages>, NumaError>)> = Vec::new();
+    // Each process is checked and reported as it exits; only the failures are kept (the
+    // first few of them), so memory does not grow with the number of processes.
+    eprintln!("numaperf: verify: pages checked against nodes {nodes}");
+    let mut failures = Failures::default();
+    let mut processes = 0u64;
+    // No other thread here waits for children, as follow_to_exit requires.
     let ending = follow_to_exit(child.id(), |pid| {
-        seen.push((pid, LinuxLocality::of_process(pid).mappings()));
+        processes += 1;
+        let maps = LinuxLocality::of_process(pid).mappings();
+        if let Some(failure) = check(pid, maps.as_deref(), nodes) {
+            failures.push(failure);
+        }
     })
     .map_err(|e| CliError::runtime(format!("--verify: {e}")))?;
-    eprintln!("numaperf: verify: pages checked against nodes {nodes}");
-    let mut failures = Vec::new();
-    for (pid, maps) in &seen {
-        let maps = match maps {
-            Ok(m) => m,
-            Err(e) => {
-                failures.push(format!("process {pid}: its pages could not be read: {e}"));
-                continue;
-            }
-        };
-        let check = PlacementCheck::of(maps, nodes);
-        eprintln!(
-            "numaperf: verify: process {pid}: {} pages: {}; outside: {}; not checked: {} \
-             (files, shared memory, own policies)",
-            check.total(),
-            per_node(&check.checked),
-            check.outside,
-            check.unchecked
-        );
-        if !check.passed() {
-            failures.push(format!(
-                "process {pid}: {} of {} pages on nodes {}, outside {nodes}",
-                check.outside,
-                check.total(),
-                check.outside_nodes
-            ));
-        }
-    }
-    if seen.is_empty() {
+    if processes == 0 {
         failures.push("no process was seen exiting".into());
     }
+    let failures = failures.into_vec();
     if !failures.is_empty() {
         return Err(CliError::runtime(format!(
             "verify failed: {}",
