@@ -23,8 +23,8 @@ use numaperf_core::{
     PlacementBackend, Prefault, RegionOptions, SharedHandle, SharedObject,
 };
 
-/// A shared-memory region: a memory object (a memfd, `MFD_HUGETLB` for explicit huge
-/// pages) whose policy belongs to the object, so pages any process faults in through any
+/// A shared-memory region: a memory object (a memfd sealed against shrinking,
+/// `MFD_HUGETLB` for explicit huge pages) whose policy belongs to the object, so pages any process faults in through any
 /// mapping of it land where the policy says; this handle owns one mapping of it and one
 /// descriptor (or, on the simulator, object reference), both given back on drop.
 ///
@@ -82,10 +82,15 @@ impl SharedRegion<DefaultBackend> {
         Self::create_in(DefaultBackend::shared()?, len, policy, options, prefault)
     }
 
-    /// Maps the shared-memory file `fd` (a memfd, a tmpfs or `/dev/shm` file, a
-    /// hugetlbfs file; e.g. one another process passed or made reachable as
+    /// Maps the shared-memory file `fd` (a memfd sealed against shrinking, such as one
+    /// [`SharedRegion::memfd`] made; e.g. one another process passed or made reachable as
     /// `/proc/<pid>/fd/<n>`): its first `len` bytes, or all of it. The region keeps its own
     /// close-on-exec duplicate of `fd`.
+    ///
+    /// The file must carry `F_SEAL_SHRINK`: otherwise anyone holding a descriptor could
+    /// cut it short and this region's safe accessors would fault (`SIGBUS`). So tmpfs,
+    /// `/dev/shm` and hugetlbfs files opened by path (which cannot be sealed) and memfds
+    /// without the seal are refused with [`NumaError::SharedObjectUnsealed`].
     ///
     /// # Errors
     /// As [`SharedRegion::open_in`].
@@ -138,7 +143,8 @@ impl<B: PlacementBackend> SharedRegion<B> {
     ///
     /// # Errors
     /// [`NumaError::NotSharedMemory`] for a handle that is not a shared-memory object of
-    /// this backend, [`NumaError::SharedObjectTooSmall`], [`NumaError::ZeroSize`], the
+    /// this backend, [`NumaError::SharedObjectUnsealed`] for a file not sealed against
+    /// shrinking, [`NumaError::SharedObjectTooSmall`], [`NumaError::ZeroSize`], the
     /// backend's mapping and prefault errors.
     pub fn open_in(
         backend: B,

@@ -142,8 +142,6 @@ struct State {
     memory_limit: Option<u64>,
     /// Shared objects by number, at the start address of their memory in `maps`.
     objects: BTreeMap<i32, usize>,
-    /// The last shared object number given out.
-    next_object: i32,
 }
 
 /// A simulated machine. `Send + Sync`: share it by reference or `Arc` across threads.

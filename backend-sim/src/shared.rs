@@ -7,8 +7,25 @@ use numaperf_core::{
     HugePages, Mapping, MemPolicy, NumaError, RegionOptions, SharedHandle, SharedKind, SharedObject,
 };
 
+use core::sync::atomic::{AtomicI32, Ordering};
+
 use super::{pool, release, Segment, SimMachine, SimMapping, State, THP_SIZE};
 use crate::memory::Block;
+
+/// The last object number given out, by any machine of this process: a handle of one
+/// machine's object names nothing on another (which then says `NotSharedMemory`).
+static LAST_OBJECT: AtomicI32 = AtomicI32::new(0);
+
+/// A number no object of any machine in this process has had.
+fn new_object_id() -> Result<i32, NumaError> {
+    LAST_OBJECT
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_add(1))
+        .map(|n| n + 1)
+        .map_err(|_| NumaError::Unsupported {
+            feature: "more than 2^31 - 1 shared objects in one simulator process",
+            since: "never",
+        })
+}
 
 impl SimMachine {
     /// A new object of `len` bytes in whole pages of `huge`, held by one token.
@@ -35,8 +52,7 @@ impl SimMachine {
         };
         let block = Block::new(size, align)?;
         let start = block.ptr().as_ptr() as usize;
-        st.next_object += 1;
-        let id = st.next_object;
+        let id = new_object_id()?;
         st.maps.insert(
             start,
             SimMapping {
@@ -273,6 +289,27 @@ mod tests {
                 NumaError::ForeignMapping
             );
             sim.unmap(&r).unwrap();
+        }
+    }
+
+    #[test]
+    fn another_machines_handle_opens_nothing_here() {
+        let (a, b) = (sim(), sim());
+        let on_b = b.create_shared(4096, HugePages::None).unwrap();
+        let on_a = a.create_shared(2 * 4096, HugePages::None).unwrap();
+        assert_ne!(on_a.raw(), on_b.raw());
+        assert_eq!(
+            b.open_shared(on_a.handle()).unwrap_err(),
+            NumaError::NotSharedMemory
+        );
+        assert_eq!(
+            a.open_shared(on_b.handle()).unwrap_err(),
+            NumaError::NotSharedMemory
+        );
+        // SAFETY: made above, each by its own machine, never mapped.
+        unsafe {
+            a.close_shared(&on_a).unwrap();
+            b.close_shared(&on_b).unwrap();
         }
     }
 }

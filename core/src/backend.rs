@@ -520,7 +520,8 @@ pub trait PlacementBackend {
     /// [`NumaError::NotSharedMemory`] for a handle that is not a shared-memory object of
     /// this backend (an ordinary file, a pipe, another backend's object),
     /// [`NumaError::ZeroSize`] for an empty object, [`NumaError::PermissionDenied`] for a
-    /// descriptor not open for reading and writing, [`NumaError::Unsupported`], and the
+    /// descriptor not open for reading and writing, [`NumaError::SharedObjectUnsealed`] for
+    /// a file anyone could shrink under the mapping, [`NumaError::Unsupported`], and the
     /// system's refusal (a closed descriptor).
     fn open_shared<'a>(&self, handle: SharedHandle<'a>) -> Result<SharedObject, NumaError> {
         let _ = handle;

@@ -157,6 +157,11 @@ pub enum NumaError {
     /// A handle to open as a shared region that is not a shared-memory object (a memfd,
     /// tmpfs/shm or hugetlbfs file) of this backend: a policy would not hold for it.
     NotSharedMemory,
+    /// A shared-memory file not sealed against shrinking (`F_SEAL_SHRINK`): anyone holding
+    /// a descriptor of it could cut it short under a mapping, whose next access then
+    /// faults (`SIGBUS`). numaperf's own memfds are sealed; tmpfs, `/dev/shm` and
+    /// hugetlbfs files opened by path cannot be.
+    SharedObjectUnsealed,
     /// A shared-memory object smaller than the length asked to map of it.
     SharedObjectTooSmall {
         /// Bytes asked for.
@@ -420,6 +425,10 @@ impl fmt::Display for NumaError {
             ),
             NumaError::NotSharedMemory => f.write_str(
                 "not a shared-memory object (memfd, tmpfs or hugetlbfs file) of this backend",
+            ),
+            NumaError::SharedObjectUnsealed => f.write_str(
+                "the shared-memory file is not sealed against shrinking (F_SEAL_SHRINK), so \
+                 a mapping of it could fault",
             ),
             NumaError::SharedObjectTooSmall { len, size } => write!(
                 f,

@@ -314,6 +314,30 @@ fn shared_bad_input<B: PlacementBackend>(b: &B) -> CaseResult {
                 || format!("a read-only descriptor: {got:?}"),
             )?;
             n += 1;
+            // Nobody holding the object's descriptor can make it shorter under a mapping
+            // (which would then fault): created objects are sealed (F_SEAL_SHRINK).
+            let rw = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+                .map_err(|e| e.to_string())?;
+            let got = rustix::fs::ftruncate(&rw, page(b) as u64);
+            check(got == Err(rustix::io::Errno::PERM), || {
+                format!("shrinking the object through another descriptor: {got:?}")
+            })?;
+            r.write_at(r.len() - 1, &[1]).map_err(err)?;
+            n += 1;
+            // ... and an unsealed memfd, which anyone could shrink, is refused.
+            let memfd = rustix::fs::memfd_create("unsealed", rustix::fs::MemfdFlags::CLOEXEC)
+                .map_err(|e| e.to_string())?;
+            rustix::fs::ftruncate(&memfd, page(b) as u64).map_err(|e| e.to_string())?;
+            // SAFETY: `memfd` outlives the handle, which is used in the call below only.
+            let h = unsafe { SharedHandle::borrow_raw(memfd.as_raw_fd(), SharedKind::Fd) };
+            let got = SharedRegion::open_in(b, h, None, Prefault::None).map(drop);
+            check(got == Err(NumaError::SharedObjectUnsealed), || {
+                format!("an unsealed memfd: {got:?}")
+            })?;
+            n += 1;
         }
     }
     Ok(Outcome::Pass(format!("{n} typed errors, nothing created")))
