@@ -308,3 +308,27 @@ fn migrate_without_the_privilege_is_one_line_and_exit_1() {
         "{err}"
     );
 }
+
+/// Output into a pipe nobody reads (`numaperf info | head -0`): the command ends by
+/// SIGPIPE, or succeeds when it wrote before the reader went away, and never panics.
+#[test]
+fn a_closed_pipe_ends_the_command_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    for _ in 0..3 {
+        let mut child = Command::new(BIN)
+            .args(["info"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("numaperf runs");
+        drop(child.stdout.take()); // the reader goes away before the command prints
+        let out = child.wait_with_output().expect("numaperf ends");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("panicked"), "a panic on EPIPE: {err}");
+        assert!(
+            out.status.success() || out.status.signal() == Some(13),
+            "{:?}: {err}",
+            out.status
+        );
+    }
+}

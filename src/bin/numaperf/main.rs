@@ -62,6 +62,9 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
+    // `numaperf stat | head` ends quietly, as C tools do, instead of a panic on EPIPE.
+    #[cfg(target_os = "linux")]
+    let _ = numaperf_linux::restore_default_sigpipe();
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {
