@@ -137,30 +137,58 @@ pub fn plan_populate(
     if threads <= 1 {
         return single;
     }
-    // Near-equal parts, boundaries on POPULATE_ALIGN (in pages; at least one page).
-    let unit = (POPULATE_ALIGN / page_size).max(1);
-    let units = pages.count.div_ceil(unit);
     let mut parts = heapless::Vec::new();
-    let mut first = pages.first;
-    let end = pages.first + pages.count;
-    for (i, &cpu) in order.iter().take(threads).enumerate() {
-        let upto = if i + 1 == threads {
-            end
-        } else {
-            (pages.first + units * (i + 1) / threads * unit).min(end)
-        };
-        if upto > first {
-            let _ = parts.push((
-                PageRange {
-                    first,
-                    count: upto - first,
-                },
-                cpu,
-            ));
-            first = upto;
-        }
+    for (range, &cpu) in split_even(pages, page_size, threads).zip(&order) {
+        let _ = parts.push((range, cpu));
     }
     PopulatePlan { parts }
+}
+
+/// `pages` in `n` contiguous, near-equal, non-empty parts in address order, boundaries on
+/// [`POPULATE_ALIGN`] (in pages; at least one page), so a transparent huge page is never
+/// split; fewer parts when there are fewer units than `n`.
+fn split_even(pages: PageRange, page_size: usize, n: usize) -> impl Iterator<Item = PageRange> {
+    let unit = (POPULATE_ALIGN / page_size.max(1)).max(1);
+    let units = pages.count.div_ceil(unit);
+    let end = pages.first + pages.count;
+    let n = n.max(1);
+    let mut first = pages.first;
+    (0..n).filter_map(move |i| {
+        let upto = if i + 1 == n {
+            end
+        } else {
+            (pages.first + units * (i + 1) / n * unit).min(end)
+        };
+        (upto > first).then(|| {
+            let part = PageRange {
+                first,
+                count: upto - first,
+            };
+            first = upto;
+            part
+        })
+    })
+}
+
+/// How to release a mapping's pages before it is unmapped: with `cpus` CPUs this process
+/// may use, a mapping of at least [`POPULATE_PARALLEL_MIN`] bytes is split into up to
+/// `min(cpus, bytes / POPULATE_PART_MIN, 64)` near-equal parts (as populate splits it),
+/// each freed by its own thread (`MADV_DONTNEED` takes the address space's lock shared,
+/// so the threads free pages side by side; `munmap` alone frees them on one thread).
+/// One part (nothing to do in parallel) otherwise.
+pub fn plan_release(
+    pages: PageRange,
+    page_size: usize,
+    cpus: usize,
+) -> heapless::Vec<PageRange, POPULATE_THREADS_MAX> {
+    let bytes = pages.count.saturating_mul(page_size);
+    let threads = if bytes < POPULATE_PARALLEL_MIN || page_size == 0 {
+        1
+    } else {
+        cpus.min(bytes / POPULATE_PART_MIN)
+            .clamp(1, POPULATE_THREADS_MAX)
+    };
+    split_even(pages, page_size, threads).collect()
 }
 
 #[cfg(test)]
@@ -278,5 +306,43 @@ mod tests {
         let p = plan(&il, RegionOptions::new(), 96 << 20, (0, 0));
         assert_eq!(p.parts().len(), 3);
         covers(&p, (96 << 20) / 4096);
+    }
+
+    #[test]
+    fn release_splits_only_large_mappings_over_the_cpus() {
+        let range = |bytes: usize| PageRange {
+            first: 0,
+            count: bytes / 4096,
+        };
+        assert_eq!(plan_release(range(64 << 20), 4096, 1).len(), 1);
+        assert_eq!(plan_release(range((64 << 20) - 4096), 4096, 8).len(), 1);
+        assert_eq!(plan_release(range(64 << 20), 4096, 8).len(), 2);
+        assert_eq!(plan_release(range(1 << 30), 4096, 2).len(), 2);
+        assert_eq!(plan_release(range(1 << 30), 4096, 1000).len(), 32);
+        // A 1 GiB huge page cannot be split.
+        assert_eq!(
+            plan_release(PageRange { first: 0, count: 1 }, 1 << 30, 8).len(),
+            1
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn release_parts_cover_the_mapping_in_order(
+            count in 0usize..600_000,
+            shift in 12u32..31,
+            cpus in 0usize..200,
+        ) {
+            let page = 1usize << shift;
+            let parts = plan_release(PageRange { first: 7, count }, page, cpus);
+            let mut next = 7;
+            for p in &parts {
+                proptest::prop_assert_eq!(p.first, next);
+                proptest::prop_assert!(p.count > 0);
+                next += p.count;
+            }
+            proptest::prop_assert_eq!(next, 7 + count);
+            proptest::prop_assert!(parts.len() <= cpus.max(1));
+        }
     }
 }
