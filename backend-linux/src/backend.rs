@@ -553,8 +553,9 @@ impl PlacementBackend for LinuxBackend {
         kernel_weights(self.inner.topology.nodes())
     }
 
-    /// Unmaps `m`. A large mapping's pages are first released from several threads
-    /// (`MADV_DONTNEED` on disjoint parts, [`numaperf_core::populate::plan_release`]), since
+    /// Unmaps `m`. A large mapping's pages are first released from up to
+    /// [`Mapping::thread_cap`] threads (`MADV_DONTNEED` on disjoint parts,
+    /// [`numaperf_core::populate::plan_release`]), since
     /// `munmap` frees every page on the calling thread: about 40 ms instead of 66 ms for a
     /// populated GiB here. A part that fails (an old kernel's hugetlb) is left to `munmap`.
     unsafe fn unmap(&self, m: &Mapping) -> Result<(), NumaError> {
@@ -562,8 +563,11 @@ impl PlacementBackend for LinuxBackend {
             first: 0,
             count: m.mapped_len() / m.page_size().max(1),
         };
-        let cpus = self.inner.topology.allowed_cpus().count();
-        let parts = numaperf_core::populate::plan_release(pages, m.page_size(), cpus);
+        let threads = match m.thread_cap() {
+            0 => self.inner.topology.allowed_cpus().count(),
+            cap => cap.min(self.inner.topology.allowed_cpus().count()),
+        };
+        let parts = numaperf_core::populate::plan_release(pages, m.page_size(), threads);
         if parts.len() > 1 {
             // SAFETY: the caller guarantees `m` is no longer referenced (this function's
             // contract), so discarding its contents before the unmap changes nothing.

@@ -24,6 +24,7 @@ use crate::weighted::KernelWeights;
 #[derive(Debug, PartialEq, Eq)]
 pub struct Mapping {
     info: MappingInfo,
+    thread_cap: usize,
 }
 
 impl Mapping {
@@ -46,7 +47,22 @@ impl Mapping {
                 mapped_len,
                 page_size,
             },
+            thread_cap: 1,
         }
+    }
+
+    /// The most threads a backend may use for this mapping's page work when it is
+    /// unmapped (releasing a large mapping's pages side by side): 0 automatic, 1 the
+    /// calling thread alone. A token made by [`Mapping::from_raw_parts`] says 1 (so an
+    /// allocator's free never starts a thread); a region's constructor sets its options'
+    /// `populate_threads`.
+    pub fn thread_cap(&self) -> usize {
+        self.thread_cap
+    }
+
+    /// Sets [`Mapping::thread_cap`].
+    pub fn set_thread_cap(&mut self, threads: usize) {
+        self.thread_cap = threads;
     }
 
     /// Start address, for the backend's calls on its own mapping.

@@ -95,8 +95,10 @@ pub struct RegionOptions {
     pub numa_balancing: bool,
     /// `set_mempolicy_home_node` (Linux 5.17): where Bind/PreferredMany allocations start.
     pub home_node: Option<NodeId>,
-    /// The most threads `Prefault::Populate` may use (0: automatic; 1: the calling thread
-    /// alone). See `numaperf_core::populate::plan_populate` for the automatic choice.
+    /// The most threads `Prefault::Populate` may use, and releasing the pages when the
+    /// region is dropped (0: automatic; 1: the calling thread alone, no thread started).
+    /// See `numaperf_core::populate::plan_populate` and `plan_release` for the automatic
+    /// choice.
     pub populate_threads: usize,
 }
 
@@ -130,7 +132,8 @@ impl RegionOptions {
         self
     }
 
-    /// At most `n` threads for `Prefault::Populate` (0: automatic; 1: single-threaded).
+    /// At most `n` threads for `Prefault::Populate` and for releasing the pages at drop
+    /// (0: automatic; 1: single-threaded).
     pub fn populate_threads(mut self, n: usize) -> Self {
         self.populate_threads = n;
         self

@@ -284,7 +284,9 @@ pub(crate) fn create_with<B: PlacementBackend + ?Sized, T>(
     if prefault != Prefault::None {
         check_capacity(b, policy, &eff, opts, bytes)?;
     }
-    let (mapping, extra) = make()?;
+    let (mut mapping, extra) = make()?;
+    // Unmapping it may use as many threads as populating it (RegionOptions::populate_threads).
+    mapping.set_thread_cap(opts.populate_threads);
     let guard = UnmapGuard {
         backend: b,
         mapping: Some(mapping),
