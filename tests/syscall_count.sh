@@ -15,7 +15,8 @@
 # nodelist, and per node one probe of access0/initiators and one of access1 (2; a host
 # whose firmware gives access figures reads them too: 3 per file there). A parallel populate (64 MiB and more, several CPUs) starts
 # threads: that case is printed, not limited (std's thread start is most of it; the
-# library adds getcpu, and per thread sched_setaffinity and MADV_POPULATE_WRITE).
+# library adds getcpu, and per thread sched_setaffinity and MADV_POPULATE_WRITE; at drop,
+# MADV_DONTNEED per releasing thread). Only the case's own thread is counted in the others.
 # Prints every case's syscall list.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -43,7 +44,7 @@ awk -v thp_always="$thp_always" -v node_kib="$node_kib" -v nodes="$nodes" -v tie
         n = name; sub(/[KMG].*/, "", n); u = substr(name, length(n) + 1, 1)
         return n * (u == "K" ? 1024 : u == "M" ? 1048576 : 1073741824)
     }
-    /NUMAPERF-MARK begin/ { match($0, /begin [^\\"]*/); name = substr($0, RSTART + 6, RLENGTH - 6); n = 0; list = ""; on = 1; next }
+    /NUMAPERF-MARK begin/ { match($0, /begin [^\\"]*/); name = substr($0, RSTART + 6, RLENGTH - 6); n = 0; list = ""; on = 1; pid = $1; next }
     /NUMAPERF-MARK end/ {
         if (name ~ /parallel/) limit = 1000000
         else if (name ~ /discover/) { k = nodes > 0 ? nodes : 1; limit = 6 + 3 * (1 + 3 * k) + 3 * k + 4 + (tiers > 0 ? 6 + 3 * tiers : 1) + 2 * k + 3 * attrs }
@@ -56,7 +57,9 @@ awk -v thp_always="$thp_always" -v node_kib="$node_kib" -v nodes="$nodes" -v tie
         if (n > limit) bad = 1
         on = 0; next
     }
-    on { sub(/^[0-9]+ +/, ""); call = $0; sub(/\(.*/, "", call); n++; list = list " " call }
+    # The case'"'"'s own thread only (a parallel case counts all of its threads): an earlier
+    # case'"'"'s helper threads may still be exiting when the next case begins.
+    on && ($1 == pid || name ~ /parallel/) { sub(/^[0-9]+ +/, ""); call = $0; sub(/\(.*/, "", call); n++; list = list " " call }
     END {
         print bad ? "syscall count: FAILED" : "syscall count: every region within mmap + mbind + populate + munmap (THP: + trim + MADV_HUGEPAGE)"
         exit bad
