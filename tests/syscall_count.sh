@@ -59,6 +59,9 @@ awk -v thp_always="$thp_always" -v node_kib="$node_kib" -v nodes="$nodes" -v tie
     }
     # The case'"'"'s own thread only (a parallel case counts all of its threads): an earlier
     # case'"'"'s helper threads may still be exiting when the next case begins.
+    # A call interrupted by another thread'"'"'s output shows twice (`X(... <unfinished ...>`,
+    # then `<... X resumed>`): it is counted at its start.
+    on && $2 == "<..." { next }
     on && ($1 == pid || name ~ /parallel/) { sub(/^[0-9]+ +/, ""); call = $0; sub(/\(.*/, "", call); n++; list = list " " call }
     END {
         print bad ? "syscall count: FAILED" : "syscall count: every region within mmap + mbind + populate + munmap (THP: + trim + MADV_HUGEPAGE)"
