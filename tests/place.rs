@@ -1,9 +1,10 @@
 //! `place`: a policy for memory the caller already has. On the simulator (memory inside
 //! its mappings) on any host; on Linux also a `Vec`'s buffer, a memfd and a file mapping.
 
+#[cfg(target_os = "linux")]
+use numaperf::PlacementBackend;
 use numaperf::{
-    place_in, MemPolicy, NodeId, NodeMask, NumaError, NumaRegion, PlaceFlags, PlacementBackend,
-    Prefault,
+    place_in, MemPolicy, NodeId, NodeMask, NumaError, NumaRegion, PlaceFlags, Prefault,
 };
 use numaperf_sim::SimMachine;
 
