@@ -206,6 +206,54 @@ impl SimMachine {
         }
     }
 
+    /// Allocates a mapping of `len` bytes in whole pages of `huge` (a shared object's
+    /// when `object` names one) with no policy yet, and records it; returns its address,
+    /// mapped length and page unit. Explicit huge pages are reserved when mapping, as
+    /// hugetlb does: without enough free ones in the pools, `HugePagesUnavailable`.
+    fn insert_mapping(
+        &self,
+        st: &mut State,
+        len: usize,
+        huge: HugePages,
+        object: Option<i32>,
+    ) -> Result<(NonNull<u8>, usize, usize), NumaError> {
+        let unit = huge.unit(self.page_size);
+        let mapped = round_to_unit(len, unit)?;
+        if unit > self.page_size {
+            let have: u64 = st.nodes.values_mut().map(|n| *pool(n, huge)).sum();
+            if have < (mapped / unit) as u64 {
+                return Err(NumaError::HugePagesUnavailable { page_size: unit });
+            }
+        }
+        let align = if huge == HugePages::Transparent {
+            THP_SIZE.max(unit)
+        } else {
+            unit
+        };
+        let block = Block::new(mapped, align)?;
+        let addr = block.ptr();
+        let m = SimMapping {
+            block,
+            // A shared object's mapping covers the whole object.
+            len: if object.is_some() { mapped } else { len },
+            mapped_len: mapped,
+            unit,
+            base: self.page_size,
+            huge,
+            segments: vec![Segment {
+                first: 0,
+                policy: MemPolicy::Local,
+                opts: RegionOptions::default(),
+                inherit: true,
+            }],
+            pages: vec![None; mapped / unit],
+            object,
+            refs: 1,
+        };
+        st.maps.insert(addr.as_ptr() as usize, m);
+        Ok((addr, mapped, unit))
+    }
+
     fn state(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock leaves consistent tables (every update is
         // completed before anything can panic), so a poisoned lock is still usable.
@@ -697,41 +745,8 @@ impl PlacementBackend for SimMachine {
 
     fn map(&self, len: usize, huge: HugePages) -> Result<Mapping, NumaError> {
         self.calls.record(CallKind::Map);
-        let unit = huge.unit(self.page_size);
-        let mapped = round_to_unit(len, unit)?;
         let mut st = self.state();
-        if unit > self.page_size {
-            // hugetlb reserves its pages when mapping.
-            let have: u64 = st.nodes.values_mut().map(|n| *pool(n, huge)).sum();
-            if have < (mapped / unit) as u64 {
-                return Err(NumaError::HugePagesUnavailable { page_size: unit });
-            }
-        }
-        let align = if huge == HugePages::Transparent {
-            THP_SIZE.max(unit)
-        } else {
-            unit
-        };
-        let block = Block::new(mapped, align)?;
-        let addr = block.ptr();
-        let m = SimMapping {
-            block,
-            len,
-            mapped_len: mapped,
-            unit,
-            base: self.page_size,
-            huge,
-            segments: vec![Segment {
-                first: 0,
-                policy: MemPolicy::Local,
-                opts: RegionOptions::default(),
-                inherit: true,
-            }],
-            pages: vec![None; mapped / unit],
-            object: None,
-            refs: 1,
-        };
-        st.maps.insert(addr.as_ptr() as usize, m);
+        let (addr, mapped, unit) = self.insert_mapping(&mut st, len, huge, None)?;
         // SAFETY: `addr..addr + mapped` is the block just allocated and kept in `maps`
         // until `unmap`; `unit` divides `mapped`.
         Ok(unsafe { Mapping::from_raw_parts(addr, len, mapped, unit) })

@@ -3,14 +3,11 @@
 //! it. Views share the object's addresses, so they alias its bytes as a second mmap would.
 
 use numaperf_core::region::round_to_unit;
-use numaperf_core::{
-    HugePages, Mapping, MemPolicy, NumaError, RegionOptions, SharedHandle, SharedKind, SharedObject,
-};
+use numaperf_core::{HugePages, Mapping, NumaError, SharedHandle, SharedKind, SharedObject};
 
 use core::sync::atomic::{AtomicI32, Ordering};
 
-use super::{pool, release, Segment, SimMachine, SimMapping, State, THP_SIZE};
-use crate::memory::Block;
+use super::{release, SimMachine, State};
 
 /// The last object number given out, by any machine of this process: a handle of one
 /// machine's object names nothing on another (which then says `NotSharedMemory`).
@@ -34,45 +31,10 @@ impl SimMachine {
         len: usize,
         huge: HugePages,
     ) -> Result<SharedObject, NumaError> {
-        let unit = huge.unit(self.page_size);
-        let size = round_to_unit(len, unit)?;
         let mut st = self.state();
-        if unit > self.page_size {
-            // A hugetlbfs file reserves its pages when mapped; an object nothing can map
-            // is refused at once, as mapping it would be.
-            let have: u64 = st.nodes.values_mut().map(|n| *pool(n, huge)).sum();
-            if have < (size / unit) as u64 {
-                return Err(NumaError::HugePagesUnavailable { page_size: unit });
-            }
-        }
-        let align = if huge == HugePages::Transparent {
-            THP_SIZE.max(unit)
-        } else {
-            unit
-        };
-        let block = Block::new(size, align)?;
-        let start = block.ptr().as_ptr() as usize;
         let id = new_object_id()?;
-        st.maps.insert(
-            start,
-            SimMapping {
-                block,
-                len: size,
-                mapped_len: size,
-                unit,
-                base: self.page_size,
-                huge,
-                segments: vec![Segment {
-                    first: 0,
-                    policy: MemPolicy::Local,
-                    opts: RegionOptions::default(),
-                    inherit: true,
-                }],
-                pages: vec![None; size / unit],
-                object: Some(id),
-                refs: 1,
-            },
-        );
+        let (addr, size, unit) = self.insert_mapping(&mut st, len, huge, Some(id))?;
+        let start = addr.as_ptr() as usize;
         st.objects.insert(id, start);
         // SAFETY: `id` names the object just made, whose one reference this token holds.
         Ok(unsafe { SharedObject::from_raw_parts(id, SharedKind::Object, size, unit) })
