@@ -449,45 +449,56 @@ impl PlacementBackend for LinuxBackend {
         }
     }
 
-    /// One thread per part, each pinned to its part's CPU (new threads, so no affinity is
-    /// restored), populating its own range with `MADV_POPULATE_WRITE`. A thread that
-    /// cannot be started leaves its part to the calling thread; a part that cannot be
-    /// pinned is populated unpinned (placement by the policy does not depend on it).
+    /// One thread per worker, each allowed on its worker's node
+    /// ([`numaperf_core::populate::worker_cpus`]: new threads, so no affinity is
+    /// restored), claiming chunks with `MADV_POPULATE_WRITE` until none is left, so a
+    /// thread whose CPU is taken by other work does less of the region. When a thread
+    /// cannot be started, the calling thread claims chunks too; when one cannot be pinned
+    /// it runs unpinned (placement by the policy does not depend on it). The first error
+    /// stops the others at their next claim.
     unsafe fn populate_parts(
         &self,
         m: &Mapping,
         plan: &numaperf_core::populate::PopulatePlan,
     ) -> Result<(), NumaError> {
-        let parts = plan.parts();
-        if parts.len() <= 1 {
-            return parts.iter().try_for_each(|&(pages, _)| {
-                // SAFETY: forwarded from this function's contract.
-                unsafe { self.prefault(m, pages, Prefault::Populate) }
-            });
+        use numaperf_core::populate::{worker_cpus, ChunkCursor};
+        let workers = plan.workers();
+        if workers.len() <= 1 {
+            // SAFETY: forwarded from this function's contract.
+            return unsafe { self.prefault(m, plan.chunks().pages(), Prefault::Populate) };
         }
-        std::thread::scope(|s| {
-            let mut left = Vec::new();
-            let mut running = Vec::with_capacity(parts.len());
-            for &(pages, cpu) in parts {
-                let spawned = std::thread::Builder::new()
-                    .name("numaperf-populate".into())
-                    .spawn_scoped(s, move || {
-                        let _ = crate::affinity::set_thread_affinity(&CpuSet::single(cpu));
-                        // SAFETY: the caller owns `m` (the trait's contract) and the plan's
-                        // parts are disjoint: this thread alone touches `pages`.
-                        unsafe { self.prefault(m, pages, Prefault::Populate) }
-                    });
-                match spawned {
-                    Ok(h) => running.push(h),
-                    Err(_) => left.push(pages),
+        let cursor = ChunkCursor::new(*plan.chunks());
+        let work = |cpus: Option<CpuSet>| {
+            if let Some(cpus) = cpus {
+                let _ = crate::affinity::set_thread_affinity(&cpus);
+            }
+            while let Some(pages) = cursor.claim() {
+                // SAFETY: the caller owns `m` (the trait's contract), and the cursor hands
+                // each chunk to one thread only: this thread alone touches `pages`.
+                if let Err(e) = unsafe { self.prefault(m, pages, Prefault::Populate) } {
+                    cursor.stop();
+                    return Err(e);
                 }
             }
-            let mut result = Ok(());
-            for pages in left {
-                // SAFETY: as above; no thread was started for these pages.
-                let r = unsafe { self.prefault(m, pages, Prefault::Populate) };
-                result = result.and(r);
-            }
+            Ok(())
+        };
+        std::thread::scope(|s| {
+            let work = &work;
+            let running: Vec<_> = workers
+                .iter()
+                .filter_map(|&cpu| {
+                    let cpus = worker_cpus(&self.inner.topology, cpu);
+                    std::thread::Builder::new()
+                        .name("numaperf-populate".into())
+                        .spawn_scoped(s, move || work(Some(cpus)))
+                        .ok()
+                })
+                .collect();
+            let mut result = if running.len() < workers.len() {
+                work(None)
+            } else {
+                Ok(())
+            };
             for h in running {
                 let r = h.join().unwrap_or(Err(NumaError::Os {
                     op: "madvise(MADV_POPULATE_WRITE)",
@@ -554,7 +565,7 @@ impl PlacementBackend for LinuxBackend {
     }
 
     /// Unmaps `m`. A large mapping's pages are first released from up to
-    /// [`Mapping::thread_cap`] threads (`MADV_DONTNEED` on disjoint parts,
+    /// [`Mapping::thread_cap`] threads (`MADV_DONTNEED` on chunks they claim in turn,
     /// [`numaperf_core::populate::plan_release`]), since
     /// `munmap` frees every page on the calling thread: about 40 ms instead of 66 ms for a
     /// populated GiB here. A part that fails (an old kernel's hugetlb) is left to `munmap`.
@@ -567,11 +578,11 @@ impl PlacementBackend for LinuxBackend {
             0 => self.inner.topology.allowed_cpus().count(),
             cap => cap.min(self.inner.topology.allowed_cpus().count()),
         };
-        let parts = numaperf_core::populate::plan_release(pages, m.page_size(), threads);
-        if parts.len() > 1 {
+        let plan = numaperf_core::populate::plan_release(pages, m.page_size(), threads);
+        if plan.threads > 1 {
             // SAFETY: the caller guarantees `m` is no longer referenced (this function's
             // contract), so discarding its contents before the unmap changes nothing.
-            unsafe { release_in_parallel(m, &parts) };
+            unsafe { release_in_parallel(m, &plan) };
         }
         // SAFETY: the caller guarantees `m` came from `map` and is no longer referenced;
         // `mapped_len` is the whole (rounded) length that was mapped.
@@ -746,30 +757,31 @@ fn read_kernel_weights(dir: &Path, nodes: &NodeMask) -> Result<Option<KernelWeig
     Ok(Some(KernelWeights { weights, auto }))
 }
 
-/// Frees the pages of `parts` of `m` with `MADV_DONTNEED`, the first part on the calling
-/// thread and each other part on a thread of its own (a part whose thread cannot be
-/// started is freed by the caller). Errors are ignored: `munmap` frees what is left.
+/// Frees `m`'s pages with `MADV_DONTNEED` from `plan.threads` threads, the calling one
+/// included, each claiming chunks until none is left (a thread that cannot be started
+/// leaves its share to the others). Errors are ignored: `munmap` frees what is left.
 ///
 /// # Safety
 /// Nothing may refer to `m`'s memory: its contents are discarded.
-unsafe fn release_in_parallel(m: &Mapping, parts: &[PageRange]) {
-    let release = |p: PageRange| {
-        if let Ok((addr, len)) = m.range(p) {
-            // SAFETY: `addr..addr + len` lies inside `m` (checked by `range`), whose
-            // contents nobody needs any more (this function's contract).
-            let _ = unsafe { mm::madvise(addr.cast(), len, Advice::LinuxDontNeed) };
+unsafe fn release_in_parallel(m: &Mapping, plan: &numaperf_core::populate::ReleasePlan) {
+    let cursor = numaperf_core::populate::ChunkCursor::new(plan.chunks);
+    let release = || {
+        while let Some(p) = cursor.claim() {
+            if let Ok((addr, len)) = m.range(p) {
+                // SAFETY: `addr..addr + len` lies inside `m` (checked by `range`), whose
+                // contents nobody needs any more (this function's contract).
+                let _ = unsafe { mm::madvise(addr.cast(), len, Advice::LinuxDontNeed) };
+            }
         }
     };
     std::thread::scope(|s| {
-        for &p in &parts[1..] {
-            let spawned = std::thread::Builder::new()
+        let release = &release;
+        for _ in 1..plan.threads {
+            let _ = std::thread::Builder::new()
                 .name("numaperf-release".into())
-                .spawn_scoped(s, move || release(p));
-            if spawned.is_err() {
-                release(p);
-            }
+                .spawn_scoped(s, release);
         }
-        release(parts[0]);
+        release();
     });
 }
 
@@ -800,10 +812,11 @@ mod tests {
         );
         let cpus = b.topology().allowed_cpus().count();
         assert_eq!(
-            plan.parts().len(),
+            plan.workers().len(),
             cpus.min(2),
-            "64 MiB: at most 2 parts of 32 MiB"
+            "64 MiB: at most 2 threads of 32 MiB"
         );
+        assert_eq!(plan.chunks().len(), 8, "64 MiB in chunks of 8 MiB");
         // SAFETY: the test owns `m`; nothing refers to its memory.
         unsafe { b.populate_parts(&m, &plan) }.unwrap();
         let c = numaperf_core::placement(&b, &m).unwrap();
@@ -827,16 +840,16 @@ mod tests {
         )
         .unwrap();
         let cpus = b.topology().allowed_cpus().count();
-        let parts = plan_release(m.all_pages(), m.page_size(), cpus);
+        let plan = plan_release(m.all_pages(), m.page_size(), cpus);
         assert_eq!(
-            parts.len(),
+            plan.threads,
             cpus.min(2),
-            "64 MiB: at most 2 parts of 32 MiB"
+            "64 MiB: at most 2 threads of 32 MiB"
         );
         let before = numaperf_core::placement(&b, &m).unwrap();
         assert_eq!(before.on(node), m.page_count() as u64, "{before}");
         // SAFETY: the test owns `m`; nothing refers to its memory.
-        unsafe { release_in_parallel(&m, &parts) };
+        unsafe { release_in_parallel(&m, &plan) };
         let after = numaperf_core::placement(&b, &m).unwrap();
         assert_eq!(after.not_present(), m.page_count() as u64, "{after}");
         // SAFETY: as above.

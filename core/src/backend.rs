@@ -393,21 +393,19 @@ pub trait PlacementBackend {
         how: Prefault,
     ) -> Result<(), NumaError>;
 
-    /// Populates the parts of `plan` (disjoint ranges of `m`), each from a thread running on
-    /// the part's CPU where the backend can run threads. The default populates them one
-    /// after another on the calling thread.
+    /// Populates `plan`'s range of `m`: where the backend can run threads, its workers
+    /// (each near its CPU, see [`crate::populate::worker_cpus`]) claim the chunks from a
+    /// shared [`crate::populate::ChunkCursor`]. The default populates the whole range on
+    /// the calling thread.
     ///
     /// # Errors
-    /// As [`PlacementBackend::prefault`]; the first part's error when several fail.
+    /// As [`PlacementBackend::prefault`]; one of the errors when several chunks fail.
     ///
     /// # Safety
-    /// See the trait's safety contract, for every part.
+    /// See the trait's safety contract, for the plan's whole range.
     unsafe fn populate_parts(&self, m: &Mapping, plan: &PopulatePlan) -> Result<(), NumaError> {
-        for &(pages, _) in plan.parts() {
-            // SAFETY: forwarded from this function's contract.
-            unsafe { self.prefault(m, pages, Prefault::Populate)? };
-        }
-        Ok(())
+        // SAFETY: forwarded from this function's contract.
+        unsafe { self.prefault(m, plan.chunks().pages(), Prefault::Populate) }
     }
 
     /// Where pages `first..first + out.len()` are, without faulting them in.

@@ -584,7 +584,7 @@ mod tests {
             });
             b.expect_apply_policy().returning(|_, _, _, _, _| Ok(()));
             b.expect_prefault().returning(|_, _, _| Ok(()));
-            // 64 MiB and more: a populate plan (one part here: node 0 has one CPU).
+            // 64 MiB and more: a populate plan (one worker here: node 0 has one CPU).
             b.expect_current_cpu().returning(|| {
                 Ok(crate::backend::CpuLocation {
                     cpu: 0,
@@ -592,7 +592,7 @@ mod tests {
                 })
             });
             b.expect_populate_parts()
-                .withf(|_, plan| plan.parts().len() == 1)
+                .withf(|_, plan| plan.workers().len() == 1)
                 .returning(|_, _| Ok(()));
             let r = create_region(
                 &b,

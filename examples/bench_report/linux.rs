@@ -136,8 +136,62 @@ fn parallel_populate(quick: bool) {
     );
 }
 
+/// The sections `--only` can name, in the order they run.
+const SECTIONS: [&str; 7] = [
+    "regions",
+    "parallel",
+    "placement",
+    "discover",
+    "capabilities",
+    "peer",
+    "growth",
+];
+
+/// `--quick` for fewer sizes and rounds; `--only a,b` for some of [`SECTIONS`].
 pub fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let only: Option<Vec<&str>> = args.iter().position(|a| a == "--only").map(|i| {
+        args.get(i + 1)
+            .map_or("", |s| s.as_str())
+            .split(',')
+            .collect()
+    });
+    if let Some(bad) = only.iter().flatten().find(|s| !SECTIONS.contains(s)) {
+        eprintln!("bench_report: unknown section {bad:?}; the sections are {SECTIONS:?}");
+        std::process::exit(2);
+    }
+    let wanted = |name: &str| only.as_ref().is_none_or(|o| o.contains(&name));
+    let mut populate_1g = None;
+    if wanted("regions") {
+        populate_1g = regions(quick);
+    }
+    if wanted("parallel") {
+        parallel_populate(quick);
+        println!();
+    }
+    if wanted("placement") {
+        placement(quick, populate_1g);
+    }
+    if wanted("discover") {
+        discover();
+    }
+    if wanted("capabilities") {
+        capabilities::report(quick);
+        println!();
+    }
+    if wanted("peer") {
+        peer_prefault::report(quick);
+        println!();
+    }
+    if wanted("growth") {
+        growth::report(quick);
+    }
+}
+
+/// Every region case against its raw baseline, then THP populate; returns the 1 GiB
+/// bound populate's median when it was measured.
+fn regions(quick: bool) -> Option<Duration> {
     let sizes: Vec<_> = SIZES
         .iter()
         .copied()
@@ -189,9 +243,11 @@ pub fn main() {
         );
     }
     println!();
-    parallel_populate(quick);
-    println!();
-    // placement() of a populated region, against its populate time.
+    populate_1g
+}
+
+/// `placement()` of a populated region, against its populate time.
+fn placement(quick: bool, populate_1g: Option<Duration>) {
     let size = if quick { 64 << 20 } else { 1 << 30 };
     let region = common::bound_populated(size);
     let mut runs = Vec::new();
@@ -217,6 +273,10 @@ pub fn main() {
         fmt(populate)
     );
     println!();
+}
+
+/// `discover()` of this host and of a captured 8-node tree, against the raw reads.
+fn discover() {
     let live = std::path::Path::new(numaperf::LinuxBackend::SYSFS_ROOT);
     let eight = common::eight_node_tree();
     let (lib, raw) = pair(
@@ -235,9 +295,4 @@ pub fn main() {
         "(discover's raw column makes the same syscalls, without parsing or building anything)"
     );
     println!();
-    capabilities::report(quick);
-    println!();
-    peer_prefault::report(quick);
-    println!();
-    growth::report(quick);
 }
