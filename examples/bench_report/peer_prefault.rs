@@ -32,7 +32,7 @@ fn peer(prefault: numaperf_skelf::Prefault) {
 
 /// The rows, `rounds` alternating rounds (the order rotates) after one warm-up each.
 pub fn report(quick: bool) {
-    let rounds = if quick { 5 } else { 9 };
+    let rounds = if quick { 7 } else { 9 };
     let cases: [(&str, fn()); 3] = [
         ("numaperf Populate", ours),
         ("numaperf 0.1.0 ParallelTouch", || {
