@@ -287,11 +287,14 @@ mod linux {
         };
         let b = numaperf::LinuxBackend::new().unwrap();
         let _ = Capabilities::of(&b); // first use: the mounts are read
-                                      // The mapping count is the process's: the other tests of this binary map and
-                                      // unmap concurrently (thread stacks, malloc arenas). A detection that left a
-                                      // mapping behind would add one in every attempt; a neighbour's does not in all.
+
+        // The mapping count is the process's: the other tests of this binary map and
+        // unmap concurrently (thread stacks, malloc arenas). A detection that left a
+        // mapping behind would add one in every attempt; a neighbour's does not in all
+        // (five attempts were once not enough while the neighbours ran).
         let mut counts = Vec::new();
-        for _ in 0..5 {
+        for _ in 0..50 {
+            std::thread::sleep(std::time::Duration::from_millis(2));
             let (p0, t0, m0) = (policy(), table(), maps());
             let a = Capabilities::of(&b);
             let again = Capabilities::of(&b);
