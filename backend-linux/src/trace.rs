@@ -1,6 +1,8 @@
 //! Following a command with ptrace just far enough to look at its memory before it goes:
 //! the child asks to be traced ([`trace_me`]), the parent stops it at each exit
-//! ([`follow_to_exit`]) and lets it finish. Nothing else about the command is changed.
+//! ([`follow_to_exit`]) and lets it finish. Nothing else about the command is changed: the
+//! signals blocked from `trace_me` to the `execve` are unblocked at the exec stop
+//! ([`SignalMask`]), so one sent in between is delivered after the exec.
 
 use std::collections::BTreeSet;
 
@@ -46,14 +48,70 @@ fn event_message(pid: i32) -> Result<u64, Errno> {
     Ok(msg as u64)
 }
 
+/// A thread's set of blocked signals (bit `n - 1` for signal `n`), as `rt_sigprocmask`
+/// and `PTRACE_SETSIGMASK` read it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SignalMask(pub u64);
+
+impl SignalMask {
+    /// The calling thread's blocked signals: what a command it starts inherits, and so
+    /// what [`follow_to_exit`] gives the command back at its exec.
+    ///
+    /// # Errors
+    /// The kernel's `rt_sigprocmask` error (`ENOSYS` where numaperf has no system call
+    /// layer).
+    pub fn current() -> Result<Self, Errno> {
+        let mut old = 0u64;
+        sigprocmask(linux_raw_sys::general::SIG_BLOCK, None, Some(&mut old))?;
+        Ok(SignalMask(old))
+    }
+}
+
+/// `rt_sigprocmask(how, set, old, 8)`. Async-signal-safe.
+fn sigprocmask(how: u32, set: Option<&u64>, old: Option<&mut u64>) -> Result<(), Errno> {
+    let set = set.map_or(0, |s| s as *const u64 as usize);
+    let old = old.map_or(0, |o| o as *mut u64 as usize);
+    // SAFETY: `set` is null or a readable u64, `old` null or a writable one, both live for
+    // the call; 8 is the kernel's sigset size (64 signals) on every architecture with a
+    // system call layer here.
+    check(unsafe { syscall6(nr::RT_SIGPROCMASK, [how as usize, set, old, 8, 0, 0]) }).map(drop)
+}
+
+/// Every signal but `SIGTRAP` (`SIGKILL` and `SIGSTOP` cannot be blocked anyway).
+const ALL_BUT_SIGTRAP: u64 = !(1 << (SIGTRAP - 1));
+
 /// `ptrace(PTRACE_TRACEME)`: the calling process asks its parent to trace it; its next
-/// `execve` stops it with `SIGTRAP`. Async-signal-safe (one system call, no allocation),
-/// so it may run between `fork` and `exec` (`CommandExt::pre_exec`).
+/// `execve` stops it with `SIGTRAP`. It first blocks every signal but `SIGTRAP`: a signal
+/// arriving before the exec would otherwise stop the process for its tracer, which is
+/// still waiting for the exec inside `Command::spawn`, and neither would ever go on.
+/// [`follow_to_exit`] unblocks them at the exec stop, and what arrived meanwhile is then
+/// delivered. Async-signal-safe (two system calls, no allocation), so it may run between
+/// `fork` and `exec` (`CommandExt::pre_exec`).
 ///
 /// # Errors
 /// The kernel's errno (`EPERM` when the process is already traced).
 pub fn trace_me() -> Result<(), Errno> {
+    sigprocmask(
+        linux_raw_sys::general::SIG_SETMASK,
+        Some(&ALL_BUT_SIGTRAP),
+        None,
+    )?;
     ptrace(k::PTRACE_TRACEME, 0, 0).map(drop)
+}
+
+/// `ptrace(PTRACE_SETSIGMASK)`: `pid`'s blocked signals become `mask` (Linux 3.11).
+fn set_signal_mask(pid: i32, mask: SignalMask) -> Result<(), Errno> {
+    let args = [
+        k::PTRACE_SETSIGMASK as usize,
+        pid as usize,
+        8,
+        core::ptr::addr_of!(mask.0) as usize,
+        0,
+        0,
+    ];
+    // SAFETY: SETSIGMASK reads `addr` (8, the sigset size) bytes at `data`, which points
+    // at `mask.0`, live for the whole call.
+    check(unsafe { syscall6(nr::PTRACE, args) }).map(drop)
 }
 
 /// The options of a followed process: stop at exit and at exec, follow forks, and kill
@@ -225,8 +283,10 @@ impl Traced {
 /// Follows `child` (which called [`trace_me`] and then `exec`; its first stop is that
 /// exec's `SIGTRAP`) and every process it and they fork, until all have ended. Each one,
 /// about to exit with its memory still mapped, is stopped and `at_exit(pid)` is called;
-/// then it goes on. Signals are passed through (one that comes before the exec too),
-/// except that stop signals do not stop a followed process (a ptrace limitation without
+/// then it goes on. At the exec stop `child`'s blocked signals become `mask` (the
+/// caller's [`SignalMask::current`] when it started `child`: what `child` would have had
+/// without [`trace_me`]). Signals are passed through (one that comes before the exec
+/// is delivered after it), except that stop signals do not stop a followed process (a ptrace limitation without
 /// `PTRACE_SEIZE`). Threads are not followed one by one: they share their process's
 /// memory, which is looked at when it exits.
 ///
@@ -242,14 +302,18 @@ impl Traced {
 ///
 /// # Errors
 /// [`NumaError::Os`] for a failed `waitid`, `waitpid` or `ptrace`.
-pub fn follow_to_exit(child: u32, mut at_exit: impl FnMut(u32)) -> Result<Ending, NumaError> {
+pub fn follow_to_exit(
+    child: u32,
+    mask: SignalMask,
+    mut at_exit: impl FnMut(u32),
+) -> Result<Ending, NumaError> {
     let main = child as i32;
     let pid = Pid::from_raw(main).ok_or(os("waitpid")(Errno::INVAL))?;
     let mut traced = Traced {
         live: BTreeSet::from([main]),
         ..Traced::default()
     };
-    let out = follow(main, pid, &mut traced, &mut at_exit);
+    let out = follow(main, pid, mask, &mut traced, &mut at_exit);
     if out.is_err() {
         traced.kill_all();
     }
@@ -259,6 +323,7 @@ pub fn follow_to_exit(child: u32, mut at_exit: impl FnMut(u32)) -> Result<Ending
 fn follow(
     main: i32,
     pid: Pid,
+    mask: SignalMask,
     t: &mut Traced,
     at_exit: &mut impl FnMut(u32),
 ) -> Result<Ending, NumaError> {
@@ -273,6 +338,7 @@ fn follow(
             First::Deliver(sig) => resume(main, sig)?,
         }
     }
+    set_signal_mask(main, mask).map_err(os("ptrace(SETSIGMASK)"))?;
     ptrace(k::PTRACE_SETOPTIONS, main, OPTIONS as usize).map_err(os("ptrace(SETOPTIONS)"))?;
     resume(main, 0)?;
     t.seen.insert(main);
@@ -387,6 +453,80 @@ mod tests {
         assert_eq!(
             first_stop(Status::Exited(4)),
             First::Ended(Ending::Exited(4))
+        );
+    }
+
+    /// Runs `cmd` with [`trace_me`] plus `then` in its pre-exec hook and follows it; its
+    /// stdout, how it ended, or `None` (after saying why) where tracing is refused.
+    fn run_traced(
+        mut cmd: std::process::Command,
+        then: fn() -> Result<(), Errno>,
+    ) -> Option<(Ending, String)> {
+        use std::io::Read;
+        use std::os::unix::process::CommandExt;
+        let mask = SignalMask::current().unwrap();
+        cmd.stdout(std::process::Stdio::piped());
+        // SAFETY: the hook makes raw system calls only (rt_sigprocmask, ptrace, and
+        // `then`'s) and builds an io::Error from an errno: async-signal-safe.
+        unsafe {
+            cmd.pre_exec(move || {
+                trace_me()
+                    .and_then(|()| then())
+                    .map_err(|e| std::io::Error::from_raw_os_error(e.raw_os_error()))
+            });
+        }
+        let mut child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("skipped: a child cannot be traced here: {e}");
+                return None;
+            }
+        };
+        let ending = follow_to_exit(child.id(), mask, |_| {}).unwrap();
+        let mut out = String::new();
+        child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
+        Some((ending, out))
+    }
+
+    #[test]
+    fn a_signal_before_the_exec_is_delivered_after_it_and_the_mask_comes_back() {
+        let usr1 = linux_raw_sys::general::SIGUSR1 as i32;
+        let usr2 = linux_raw_sys::general::SIGUSR2;
+        // On a thread of its own: it blocks SIGUSR2 (the mask the command must get back,
+        // not trace_me's), and a spawn that never returns fails the test by the timeout.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let blocked = 1u64 << (usr2 - 1);
+            sigprocmask(linux_raw_sys::general::SIG_BLOCK, Some(&blocked), None).unwrap();
+            let mut status = std::process::Command::new("cat");
+            status.arg("/proc/self/status");
+            let shown = run_traced(status, || Ok(()));
+            // Sent between trace_me and the exec: it used to stop the child for a tracer
+            // that was still inside spawn, waiting for the exec.
+            let signalled = run_traced(std::process::Command::new("true"), || {
+                kill_process(rustix::process::getpid(), Signal::USR1)
+            });
+            let _ = tx.send((blocked, shown, signalled));
+        });
+        let (blocked, shown, signalled) = rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("the traced command neither started nor ended in 60 s");
+        let Some(((ending, status), (killed, _))) = shown.zip(signalled) else {
+            return;
+        };
+        assert_eq!(ending, Ending::Exited(0));
+        let line = status.lines().find(|l| l.starts_with("SigBlk:")).unwrap();
+        let mask = u64::from_str_radix(line.split_whitespace().nth(1).unwrap(), 16).unwrap();
+        assert_eq!(mask, blocked, "the command's blocked signals: {line}");
+        assert_eq!(
+            killed,
+            Ending::Killed(usr1),
+            "the signal sent before the exec"
         );
     }
 }

@@ -6,15 +6,15 @@ use std::collections::BTreeSet;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 
-use numaperf_linux::trace::{follow_to_exit, trace_me, Ending};
+use numaperf_linux::trace::{follow_to_exit, trace_me, Ending, SignalMask};
 
 /// Runs `sh -c script` traced; returns how it ended and every pid seen exiting, in order.
 /// `Ok(None)` (after saying why) when this machine does not let a child be traced.
 fn traced(script: &str, pause: std::time::Duration) -> Result<Option<(Ending, Vec<u32>)>, String> {
     let mut cmd = Command::new("sh");
     cmd.args(["-c", script]);
-    // SAFETY: the hook makes one system call (ptrace(PTRACE_TRACEME)) and builds an
-    // io::Error from an errno without allocating: async-signal-safe.
+    // SAFETY: the hook makes two system calls (rt_sigprocmask, ptrace(PTRACE_TRACEME))
+    // and builds an io::Error from an errno without allocating: async-signal-safe.
     unsafe {
         cmd.pre_exec(|| {
             trace_me().map_err(|e| std::io::Error::from_raw_os_error(e.raw_os_error()))
@@ -28,7 +28,8 @@ fn traced(script: &str, pause: std::time::Duration) -> Result<Option<(Ending, Ve
         }
     };
     let mut exits = Vec::new();
-    let ending = follow_to_exit(child.id(), |pid| {
+    let mask = SignalMask::current().map_err(|e| e.to_string())?;
+    let ending = follow_to_exit(child.id(), mask, |pid| {
         exits.push(pid);
         std::thread::sleep(pause);
     })

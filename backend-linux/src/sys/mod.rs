@@ -50,6 +50,7 @@ pub(crate) mod numbers {
     pub const SCHED_GETAFFINITY: usize = nr::__NR_sched_getaffinity as usize;
     pub const PTRACE: usize = nr::__NR_ptrace as usize;
     pub const RT_SIGACTION: usize = nr::__NR_rt_sigaction as usize;
+    pub const RT_SIGPROCMASK: usize = nr::__NR_rt_sigprocmask as usize;
     pub const WAITID: usize = nr::__NR_waitid as usize;
 }
 
