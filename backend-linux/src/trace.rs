@@ -1,8 +1,8 @@
 //! Following a command with ptrace just far enough to look at its memory before it goes:
-//! the child asks to be traced ([`trace_me`]), the parent stops it at each exit
+//! the child asks to be traced ([`trace_on_exec`]), the parent stops it at each exit
 //! ([`follow_to_exit`]) and lets it finish. Nothing else about the command is changed: the
-//! signals blocked from `trace_me` to the `execve` are unblocked at the exec stop
-//! ([`SignalMask`]), so one sent in between is delivered after the exec.
+//! signals blocked from the trace request to the `execve` are unblocked at the exec stop,
+//! so one sent in between is delivered after the exec.
 
 use std::collections::BTreeSet;
 
@@ -48,23 +48,12 @@ fn event_message(pid: i32) -> Result<u64, Errno> {
     Ok(msg as u64)
 }
 
-/// A thread's set of blocked signals (bit `n - 1` for signal `n`), as `rt_sigprocmask`
-/// and `PTRACE_SETSIGMASK` read it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SignalMask(pub u64);
-
-impl SignalMask {
-    /// The calling thread's blocked signals: what a command it starts inherits, and so
-    /// what [`follow_to_exit`] gives the command back at its exec.
-    ///
-    /// # Errors
-    /// The kernel's `rt_sigprocmask` error (`ENOSYS` where numaperf has no system call
-    /// layer).
-    pub fn current() -> Result<Self, Errno> {
-        let mut old = 0u64;
-        sigprocmask(linux_raw_sys::general::SIG_BLOCK, None, Some(&mut old))?;
-        Ok(SignalMask(old))
-    }
+/// The calling thread's blocked signals (bit `n - 1` for signal `n`): what a command it
+/// starts inherits.
+fn blocked_signals() -> Result<u64, Errno> {
+    let mut old = 0u64;
+    sigprocmask(linux_raw_sys::general::SIG_BLOCK, None, Some(&mut old))?;
+    Ok(old)
 }
 
 /// `rt_sigprocmask(how, set, old, 8)`. Async-signal-safe.
@@ -80,17 +69,25 @@ fn sigprocmask(how: u32, set: Option<&u64>, old: Option<&mut u64>) -> Result<(),
 /// Every signal but `SIGTRAP` (`SIGKILL` and `SIGSTOP` cannot be blocked anyway).
 const ALL_BUT_SIGTRAP: u64 = !(1 << (SIGTRAP - 1));
 
-/// `ptrace(PTRACE_TRACEME)`: the calling process asks its parent to trace it; its next
-/// `execve` stops it with `SIGTRAP`. It first blocks every signal but `SIGTRAP`: a signal
-/// arriving before the exec would otherwise stop the process for its tracer, which is
-/// still waiting for the exec inside `Command::spawn`, and neither would ever go on.
-/// [`follow_to_exit`] unblocks them at the exec stop, and what arrived meanwhile is then
-/// delivered. Async-signal-safe (two system calls, no allocation), so it may run between
-/// `fork` and `exec` (`CommandExt::pre_exec`).
-///
-/// # Errors
-/// The kernel's errno (`EPERM` when the process is already traced).
-pub fn trace_me() -> Result<(), Errno> {
+/// Makes `cmd`'s child ask its parent to trace it just before its `execve`, which then
+/// stops it with `SIGTRAP` for [`follow_to_exit`]. The child first blocks every signal but
+/// `SIGTRAP`: a signal arriving before the exec would otherwise stop it for its tracer,
+/// which is still waiting for the exec inside `Command::spawn`, and neither would ever go
+/// on. [`follow_to_exit`] unblocks them at the exec stop, and what arrived meanwhile is
+/// then delivered. `spawn` fails with `EPERM` where the child may not be traced (already
+/// traced, or forbidden by seccomp or a container).
+pub fn trace_on_exec(cmd: &mut std::process::Command) -> &mut std::process::Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the hook runs in the forked child before exec; it makes two raw system calls
+    // (rt_sigprocmask, ptrace) and builds an io::Error from an errno, which allocates
+    // nothing: async-signal-safe, as pre_exec requires.
+    unsafe {
+        cmd.pre_exec(|| trace_me().map_err(|e| std::io::Error::from_raw_os_error(e.raw_os_error())))
+    }
+}
+
+/// Every signal but `SIGTRAP` blocked, then `ptrace(PTRACE_TRACEME)`. Async-signal-safe.
+fn trace_me() -> Result<(), Errno> {
     sigprocmask(
         linux_raw_sys::general::SIG_SETMASK,
         Some(&ALL_BUT_SIGTRAP),
@@ -100,17 +97,17 @@ pub fn trace_me() -> Result<(), Errno> {
 }
 
 /// `ptrace(PTRACE_SETSIGMASK)`: `pid`'s blocked signals become `mask` (Linux 3.11).
-fn set_signal_mask(pid: i32, mask: SignalMask) -> Result<(), Errno> {
+fn set_signal_mask(pid: i32, mask: u64) -> Result<(), Errno> {
     let args = [
         k::PTRACE_SETSIGMASK as usize,
         pid as usize,
         8,
-        core::ptr::addr_of!(mask.0) as usize,
+        core::ptr::addr_of!(mask) as usize,
         0,
         0,
     ];
     // SAFETY: SETSIGMASK reads `addr` (8, the sigset size) bytes at `data`, which points
-    // at `mask.0`, live for the whole call.
+    // at `mask`, live for the whole call.
     check(unsafe { syscall6(nr::PTRACE, args) }).map(drop)
 }
 
@@ -280,14 +277,13 @@ impl Traced {
     }
 }
 
-/// Follows `child` (which called [`trace_me`] and then `exec`; its first stop is that
-/// exec's `SIGTRAP`) and every process it and they fork, until all have ended. Each one,
+/// Follows `child` (started with [`trace_on_exec`] by the calling thread, its tracer; its
+/// first stop is its exec's `SIGTRAP`) and every process it and they fork, until all have ended. Each one,
 /// about to exit with its memory still mapped, is stopped and `at_exit(pid)` is called;
-/// then it goes on. At the exec stop `child`'s blocked signals become `mask` (the
-/// caller's [`SignalMask::current`] when it started `child`: what `child` would have had
-/// without [`trace_me`]). Signals are passed through (one that comes before the exec
-/// is delivered after it), except that stop signals do not stop a followed process (a ptrace limitation without
-/// `PTRACE_SEIZE`). Threads are not followed one by one: they share their process's
+/// then it goes on. At the exec stop `child`'s blocked signals become the calling
+/// thread's, which `child` inherited at its fork. Signals are passed through (one that
+/// came before the exec is delivered after it), except that stop signals do not stop a
+/// followed process (a ptrace limitation without `PTRACE_SEIZE`). Threads are not followed one by one: they share their process's
 /// memory, which is looked at when it exits.
 ///
 /// Only the followed processes are reaped: another child of the caller that ends
@@ -295,25 +291,21 @@ impl Traced {
 /// are polled every millisecond). No other thread of the caller may wait for any child
 /// (`waitpid(-1)`) meanwhile: it could take a followed process's status.
 ///
-/// Returns how `child` itself ended (a `child` that did not call [`trace_me`] is just
+/// Returns how `child` itself ended (a `child` not started with [`trace_on_exec`] is just
 /// waited for, and `at_exit` is not called). On an error every followed process known by
 /// then (`child` included) has been killed with `SIGKILL` and reaped; one forked but not
 /// yet announced dies when the caller does (`PTRACE_O_EXITKILL`).
 ///
 /// # Errors
 /// [`NumaError::Os`] for a failed `waitid`, `waitpid` or `ptrace`.
-pub fn follow_to_exit(
-    child: u32,
-    mask: SignalMask,
-    mut at_exit: impl FnMut(u32),
-) -> Result<Ending, NumaError> {
+pub fn follow_to_exit(child: u32, mut at_exit: impl FnMut(u32)) -> Result<Ending, NumaError> {
     let main = child as i32;
     let pid = Pid::from_raw(main).ok_or(os("waitpid")(Errno::INVAL))?;
     let mut traced = Traced {
         live: BTreeSet::from([main]),
         ..Traced::default()
     };
-    let out = follow(main, pid, mask, &mut traced, &mut at_exit);
+    let out = follow(main, pid, &mut traced, &mut at_exit);
     if out.is_err() {
         traced.kill_all();
     }
@@ -323,7 +315,6 @@ pub fn follow_to_exit(
 fn follow(
     main: i32,
     pid: Pid,
-    mask: SignalMask,
     t: &mut Traced,
     at_exit: &mut impl FnMut(u32),
 ) -> Result<Ending, NumaError> {
@@ -338,6 +329,7 @@ fn follow(
             First::Deliver(sig) => resume(main, sig)?,
         }
     }
+    let mask = blocked_signals().map_err(os("rt_sigprocmask"))?;
     set_signal_mask(main, mask).map_err(os("ptrace(SETSIGMASK)"))?;
     ptrace(k::PTRACE_SETOPTIONS, main, OPTIONS as usize).map_err(os("ptrace(SETOPTIONS)"))?;
     resume(main, 0)?;
@@ -456,23 +448,22 @@ mod tests {
         );
     }
 
-    /// Runs `cmd` with [`trace_me`] plus `then` in its pre-exec hook and follows it; its
-    /// stdout, how it ended, or `None` (after saying why) where tracing is refused.
+    /// Runs `cmd` with [`trace_on_exec`], then `then` in a second pre-exec hook, and
+    /// follows it; its stdout, how it ended, or `None` (after saying why) where tracing
+    /// is refused.
     fn run_traced(
         mut cmd: std::process::Command,
         then: fn() -> Result<(), Errno>,
     ) -> Option<(Ending, String)> {
         use std::io::Read;
         use std::os::unix::process::CommandExt;
-        let mask = SignalMask::current().unwrap();
         cmd.stdout(std::process::Stdio::piped());
-        // SAFETY: the hook makes raw system calls only (rt_sigprocmask, ptrace, and
-        // `then`'s) and builds an io::Error from an errno: async-signal-safe.
+        trace_on_exec(&mut cmd);
+        // SAFETY: `then` makes raw system calls only, and the hook builds an io::Error
+        // from an errno: async-signal-safe.
         unsafe {
             cmd.pre_exec(move || {
-                trace_me()
-                    .and_then(|()| then())
-                    .map_err(|e| std::io::Error::from_raw_os_error(e.raw_os_error()))
+                then().map_err(|e| std::io::Error::from_raw_os_error(e.raw_os_error()))
             });
         }
         let mut child = match cmd.spawn() {
@@ -482,7 +473,7 @@ mod tests {
                 return None;
             }
         };
-        let ending = follow_to_exit(child.id(), mask, |_| {}).unwrap();
+        let ending = follow_to_exit(child.id(), |_| {}).unwrap();
         let mut out = String::new();
         child
             .stdout

@@ -3,23 +3,15 @@
 #![cfg(target_os = "linux")]
 
 use std::collections::BTreeSet;
-use std::os::unix::process::CommandExt;
 use std::process::Command;
 
-use numaperf_linux::trace::{follow_to_exit, trace_me, Ending, SignalMask};
+use numaperf_linux::trace::{follow_to_exit, trace_on_exec, Ending};
 
 /// Runs `sh -c script` traced; returns how it ended and every pid seen exiting, in order.
 /// `Ok(None)` (after saying why) when this machine does not let a child be traced.
 fn traced(script: &str, pause: std::time::Duration) -> Result<Option<(Ending, Vec<u32>)>, String> {
     let mut cmd = Command::new("sh");
-    cmd.args(["-c", script]);
-    // SAFETY: the hook makes two system calls (rt_sigprocmask, ptrace(PTRACE_TRACEME))
-    // and builds an io::Error from an errno without allocating: async-signal-safe.
-    unsafe {
-        cmd.pre_exec(|| {
-            trace_me().map_err(|e| std::io::Error::from_raw_os_error(e.raw_os_error()))
-        });
-    }
+    trace_on_exec(cmd.args(["-c", script]));
     let child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
@@ -28,8 +20,7 @@ fn traced(script: &str, pause: std::time::Duration) -> Result<Option<(Ending, Ve
         }
     };
     let mut exits = Vec::new();
-    let mask = SignalMask::current().map_err(|e| e.to_string())?;
-    let ending = follow_to_exit(child.id(), mask, |pid| {
+    let ending = follow_to_exit(child.id(), |pid| {
         exits.push(pid);
         std::thread::sleep(pause);
     })

@@ -4,14 +4,13 @@
 //! passed through unless a page was outside (exit 1).
 
 use std::ffi::OsString;
-use std::os::unix::process::CommandExt;
 use std::process::{Command, ExitCode};
 
 use numaperf::locality::LocalitySource;
 use numaperf::numa_core::locality::MappingPages;
 use numaperf::numa_core::process_pages::PlacementCheck;
 use numaperf::{NodeMask, NumaError};
-use numaperf_linux::trace::{follow_to_exit, trace_me, Ending, SignalMask};
+use numaperf_linux::trace::{follow_to_exit, trace_on_exec, Ending};
 use numaperf_linux::LinuxLocality;
 
 use crate::CliError;
@@ -84,19 +83,8 @@ impl Failures {
 /// Command not found; `ptrace`/`waitpid` failures; a process whose pages could not be
 /// read; and pages outside `nodes` (after the report).
 pub fn run(command: &[OsString], nodes: &NodeMask) -> Result<ExitCode, CliError> {
-    // What the command inherits without tracing: trace_me blocks signals until the exec.
-    let mask = SignalMask::current()
-        .map_err(|e| CliError::runtime(format!("--verify: rt_sigprocmask: {e}")))?;
     let mut cmd = Command::new(&command[0]);
-    cmd.args(&command[1..]);
-    // SAFETY: the hook runs in the forked child before exec; it makes two system calls
-    // (rt_sigprocmask, ptrace(PTRACE_TRACEME)) and builds an io::Error from an errno,
-    // which allocates nothing: async-signal-safe, as pre_exec requires.
-    unsafe {
-        cmd.pre_exec(|| {
-            trace_me().map_err(|e| std::io::Error::from_raw_os_error(e.raw_os_error()))
-        });
-    }
+    trace_on_exec(cmd.args(&command[1..]));
     let child = match cmd.spawn() {
         Ok(c) => c,
         // exec says EACCES for a file it cannot run; EPERM is PTRACE_TRACEME's refusal.
@@ -114,7 +102,7 @@ pub fn run(command: &[OsString], nodes: &NodeMask) -> Result<ExitCode, CliError>
     let mut failures = Failures::default();
     let mut processes = 0u64;
     // No other thread here waits for children, as follow_to_exit requires.
-    let ending = follow_to_exit(child.id(), mask, |pid| {
+    let ending = follow_to_exit(child.id(), |pid| {
         processes += 1;
         let maps = LinuxLocality::of_process(pid).mappings();
         if let Some(failure) = check(pid, maps.as_deref(), nodes) {
