@@ -480,9 +480,7 @@ impl<B: PlacementBackend + Clone + Send + 'static> WorkerPool<B> {
         // The other worker nodes, nearest to `n` first.
         let by_distance = |n: NodeId| -> Vec<NodeId> {
             let mut v: Vec<NodeId> = worker_nodes.iter().copied().filter(|&m| m != n).collect();
-            // Cached: each distance is two binary searches, and N lists of N sorted by
-            // a key looked up per comparison were most of `new` on 256 nodes.
-            v.sort_by_cached_key(|&m| (topo.distance(n, m).unwrap_or(u8::MAX), m));
+            v.sort_by_key(|&m| (topo.distance(n, m).unwrap_or(u8::MAX), m));
             v
         };
         let mut order = [NodeId::new(0); MAX_NUMNODES];
@@ -522,7 +520,7 @@ impl<B: PlacementBackend + Clone + Send + 'static> WorkerPool<B> {
         }
         for (v, ts) in thieves.iter_mut().enumerate() {
             let vid = worker_nodes[v];
-            ts.sort_by_cached_key(|&t| (topo.distance(worker_nodes[t], vid).unwrap_or(u8::MAX), t));
+            ts.sort_by_key(|&t| (topo.distance(worker_nodes[t], vid).unwrap_or(u8::MAX), t));
         }
         let per = config.workers_per_node;
         let deques: Vec<Deque<Job>> = (0..worker_nodes.len() * per)
