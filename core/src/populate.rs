@@ -220,8 +220,7 @@ pub fn plan_populate(
     page_size: usize,
 ) -> PopulatePlan {
     let single = PopulatePlan::single(pages, caller.cpu);
-    let bytes = pages.count.saturating_mul(page_size);
-    if bytes < POPULATE_PARALLEL_MIN || opts.populate_threads == 1 || page_size == 0 {
+    if opts.populate_threads == 1 || pages.count.saturating_mul(page_size) < POPULATE_PARALLEL_MIN {
         return single;
     }
     // Candidate CPUs, in the order threads take them: node after node, one CPU each.
@@ -261,12 +260,7 @@ pub fn plan_populate(
         0 => POPULATE_THREADS_MAX,
         n => n,
     };
-    let threads = cap
-        .min(order.len())
-        .min(bytes / POPULATE_PART_MIN)
-        .min(POPULATE_THREADS_MAX);
-    let chunks = Chunks::new(pages, page_size, POPULATE_CHUNK);
-    let threads = threads.min(chunks.len());
+    let (chunks, threads) = split(pages, page_size, cap.min(order.len()));
     if threads <= 1 {
         return single;
     }
@@ -294,20 +288,27 @@ pub struct ReleasePlan {
 /// threads free pages side by side; `munmap` alone frees them on one thread). The calling
 /// thread alone, with the mapping as one chunk, otherwise.
 pub fn plan_release(pages: PageRange, page_size: usize, cpus: usize) -> ReleasePlan {
+    let (chunks, threads) = split(pages, page_size, cpus);
+    ReleasePlan { chunks, threads }
+}
+
+/// How many threads (at most `most`) share `pages` of `page_size` bytes, and the chunks
+/// they claim: one thread with the range as one chunk below [`POPULATE_PARALLEL_MIN`];
+/// otherwise up to one per [`POPULATE_PART_MIN`] bytes, [`POPULATE_THREADS_MAX`], and one
+/// per chunk of [`POPULATE_CHUNK`].
+fn split(pages: PageRange, page_size: usize, most: usize) -> (Chunks, usize) {
     let bytes = pages.count.saturating_mul(page_size);
-    let threads = if bytes < POPULATE_PARALLEL_MIN || page_size == 0 {
+    let chunks = Chunks::new(pages, page_size, POPULATE_CHUNK);
+    let threads = if bytes < POPULATE_PARALLEL_MIN {
         1
     } else {
-        cpus.min(bytes / POPULATE_PART_MIN)
-            .clamp(1, POPULATE_THREADS_MAX)
+        most.min(bytes / POPULATE_PART_MIN)
+            .min(POPULATE_THREADS_MAX)
+            .min(chunks.len())
     };
-    let chunks = Chunks::new(pages, page_size, POPULATE_CHUNK);
-    match threads.min(chunks.len()) {
-        0 | 1 => ReleasePlan {
-            chunks: Chunks::whole(pages),
-            threads: 1,
-        },
-        threads => ReleasePlan { chunks, threads },
+    match threads {
+        0 | 1 => (Chunks::whole(pages), 1),
+        n => (chunks, n),
     }
 }
 
